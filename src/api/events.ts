@@ -1,0 +1,121 @@
+/**
+ * In-process fan-out of turn and conversation events to subscribers.
+ *
+ * Each subscriber owns a small queue. Progress events (a MAR step with its preview, a text token)
+ * are "latest wins": a newer one replaces an older one of the same kind that the subscriber has
+ * not read yet, so a slow client gets the newest preview instead of a growing backlog. Status
+ * events (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, ...) are never dropped and keep order.
+ * This mirrors vLLM's RequestOutputCollector and llama.cpp's partial/final split.
+ */
+
+export interface HubEvent {
+  /** Progress events with the same coalesceKey replace each other while unread. */
+  coalesceKey?: string;
+}
+
+type Waiter = () => void;
+
+class Subscriber<E extends HubEvent> {
+  private queue: E[] = [];
+  private waiter: Waiter | undefined;
+  closed = false;
+
+  push(event: E): void {
+    if (this.closed) return;
+    if (event.coalesceKey !== undefined) {
+      const at = this.queue.findIndex((e) => e.coalesceKey === event.coalesceKey);
+      if (at >= 0) {
+        // Drop the stale unread progress event; keep the new one at the end so order with
+        // status events stays causal (a step never overtakes the status that preceded it).
+        this.queue.splice(at, 1);
+      }
+    }
+    this.queue.push(event);
+    this.wake();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  async next(): Promise<E | undefined> {
+    for (;;) {
+      const head = this.queue.shift();
+      if (head !== undefined) return head;
+      if (this.closed) return undefined;
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+}
+
+/** A topic-keyed hub. Topics are strings such as a turn id; events are delivered to live subscribers only. */
+export class EventHub<E extends HubEvent> {
+  private readonly topics = new Map<string, Set<Subscriber<E>>>();
+
+  publish(topic: string, event: E): void {
+    const subs = this.topics.get(topic);
+    if (subs === undefined) return;
+    for (const sub of subs) sub.push(event);
+  }
+
+  /** Number of live subscribers, across topics (for metrics). */
+  get size(): number {
+    let n = 0;
+    for (const subs of this.topics.values()) n += subs.size;
+    return n;
+  }
+
+  /**
+   * Subscribes before the caller reads any snapshot, so nothing published in between is lost.
+   * `first` events are yielded before anything published. Ends when `return()` is called
+   * (graphql-ws does so when the client completes or disconnects) or when `closeAll()` runs.
+   */
+  subscribe(topic: string, first: () => Promise<E[]>): AsyncGenerator<E, void, undefined> {
+    const sub = new Subscriber<E>();
+    let subs = this.topics.get(topic);
+    if (subs === undefined) {
+      subs = new Set();
+      this.topics.set(topic, subs);
+    }
+    subs.add(sub);
+    const remove = (): void => {
+      sub.close();
+      const set = this.topics.get(topic);
+      set?.delete(sub);
+      if (set !== undefined && set.size === 0) this.topics.delete(topic);
+    };
+    async function* run(): AsyncGenerator<E, void, undefined> {
+      try {
+        for (const e of await first()) yield e;
+        for (;;) {
+          const e = await sub.next();
+          if (e === undefined) return;
+          yield e;
+        }
+      } finally {
+        remove();
+      }
+    }
+    const gen = run();
+    // An unstarted generator skips its finally block on return(); remove the subscriber anyway.
+    const finish = gen.return.bind(gen);
+    gen.return = (value) => {
+      remove();
+      return finish(value);
+    };
+    return gen;
+  }
+
+  /** Ends every subscription (server shutdown). */
+  closeAll(): void {
+    for (const subs of this.topics.values()) for (const sub of subs) sub.close();
+    this.topics.clear();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * `unipic` command line. Users: `users add NAME` prints the new key alone on the last line of
+ * stdout; it goes through the running server's admin socket when one answers (embedded PGlite
+ * can be opened by one process only), and opens the database itself otherwise.
+ */
+import "reflect-metadata";
+import net from "node:net";
+import { adminSocketPath, runAdminRequest, type AdminRequest } from "../api/admin.js";
+import { loadConfig, type Config } from "../config.js";
+import { AppError, ErrorCode } from "../errors.js";
+import { createStore, openDatabase } from "../store/index.js";
+
+const USAGE = `usage: unipic <command>
+  serve                      start the server (same as npm start)
+  users add NAME             create a user; prints its API key on the last line
+  keys revoke KEY            revoke an API key
+environment: DATA_DIR, DATABASE_URL (see README.md)`;
+
+/** Sends one request to a running server's admin socket; null when no server answers there. */
+function viaSocket(socketPath: string, request: AdminRequest): Promise<Record<string, unknown> | null> {
+  return new Promise((resolve, reject) => {
+    const conn = net.createConnection(socketPath);
+    let buffer = "";
+    conn.setEncoding("utf8");
+    conn.on("error", (error: NodeJS.ErrnoException) => {
+      if (error.code === "ENOENT" || error.code === "ECONNREFUSED") resolve(null);
+      else reject(error);
+    });
+    conn.on("data", (chunk: string) => (buffer += chunk));
+    conn.on("end", () => {
+      try {
+        resolve(JSON.parse(buffer) as Record<string, unknown>);
+      } catch {
+        reject(new AppError(ErrorCode.UNAVAILABLE, `the server at ${socketPath} gave an unreadable answer`));
+      }
+    });
+    conn.write(`${JSON.stringify(request)}\n`);
+  });
+}
+
+async function admin(config: Config, request: AdminRequest): Promise<Record<string, unknown>> {
+  const answer = await viaSocket(adminSocketPath(config.dataDir), request);
+  if (answer !== null) {
+    if (answer.ok !== true) throw new AppError((answer.code as ErrorCode) ?? ErrorCode.INTERNAL, String(answer.message));
+    return answer;
+  }
+  // No server is running: open the database directly.
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    return await runAdminRequest(createStore(database), request);
+  } finally {
+    await database.close();
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, sub, ...rest] = argv;
+  if (command === "serve") {
+    await import("../main.js");
+    return -1; // keeps running
+  }
+  const config = loadConfig();
+  if (command === "users" && sub === "add" && rest.length >= 1) {
+    const result = await admin(config, { op: "users.add", name: rest.join(" ") });
+    const user = result.user as { id: string; name: string };
+    console.log(`created user ${user.name} (${user.id}); its API key, shown only now:`);
+    console.log(String(result.apiKey));
+    return 0;
+  }
+  if (command === "keys" && sub === "revoke" && rest.length === 1) {
+    const result = await admin(config, { op: "keys.revoke", key: rest[0]! });
+    console.log(result.revoked === true ? "revoked" : "no such key");
+    return result.revoked === true ? 0 : 1;
+  }
+  console.error(USAGE);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (error: unknown) => {
+    console.error(`unipic: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);

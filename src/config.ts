@@ -1,0 +1,108 @@
+/**
+ * Configuration from environment variables, validated once at start-up. Every limit the API
+ * enforces lives here, so HTTP and WebSocket paths read the same numbers. A bad value fails
+ * start-up with the variable's name, what was expected and what was given.
+ */
+import path from "node:path";
+import { AppError } from "./errors.js";
+
+export interface Limits {
+  /** Characters in one message or prompt. */
+  maxPromptChars: number;
+  /** `first` / `last` of any connection. */
+  maxPageSize: number;
+  /** Bytes of one uploaded image (and of any HTTP request body). */
+  maxUploadBytes: number;
+  /** width * height of an uploaded image, checked from the header before decoding. */
+  maxImagePixels: number;
+  /** Nesting depth of a GraphQL operation. */
+  maxQueryDepth: number;
+  /** Estimated cost of a GraphQL operation (1 per field, times page size for lists). */
+  maxQueryComplexity: number;
+  /** Images attached to one message. */
+  maxImagesPerMessage: number;
+  /** Jobs waiting in the inference queue. */
+  maxQueueLength: number;
+}
+
+export interface Config {
+  port: number;
+  host: string;
+  /** Embedded PGlite data lives in `${dataDir}/pglite`. */
+  dataDir: string;
+  /** Set: node-postgres against that server. Unset: embedded PGlite. */
+  databaseUrl?: string;
+  /** The model folder holding manifest.json. */
+  modelDir: string;
+  /** onnxruntime execution provider. */
+  engineProvider: "cpu" | "webgpu";
+  /** onnxruntime intra-op threads (0 = onnxruntime's default). */
+  engineThreads: number;
+  /** Hide internals (messages of INTERNAL errors, stack traces) from clients. */
+  production: boolean;
+  /** Echo logs (the API key line is always printed). */
+  logLevel: "silent" | "info" | "debug";
+  limits: Limits;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxPromptChars: 2000,
+  maxPageSize: 100,
+  maxUploadBytes: 10 * 1024 * 1024,
+  maxImagePixels: 4096 * 4096,
+  maxQueryDepth: 10,
+  maxQueryComplexity: 2000,
+  maxImagesPerMessage: 4,
+  maxQueueLength: 256,
+};
+
+type Env = Record<string, string | undefined>;
+
+function intFrom(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw AppError.badInput(name, `an integer in [${min}, ${max}]`, raw);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw AppError.badInput(name, `one of ${allowed.join(", ")}`, raw);
+  }
+  return raw as T;
+}
+
+/** Reads the configuration; throws an AppError (BAD_INPUT) naming the bad variable. */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): Config {
+  const limits: Limits = {
+    maxPromptChars: intFrom(env, "MAX_PROMPT_CHARS", DEFAULT_LIMITS.maxPromptChars, 1, 1_000_000),
+    maxPageSize: intFrom(env, "MAX_PAGE_SIZE", DEFAULT_LIMITS.maxPageSize, 1, 10_000),
+    maxUploadBytes: intFrom(env, "MAX_UPLOAD_BYTES", DEFAULT_LIMITS.maxUploadBytes, 1024, 1 << 30),
+    maxImagePixels: intFrom(env, "MAX_IMAGE_PIXELS", DEFAULT_LIMITS.maxImagePixels, 64, 1 << 28),
+    maxQueryDepth: intFrom(env, "MAX_QUERY_DEPTH", DEFAULT_LIMITS.maxQueryDepth, 2, 100),
+    maxQueryComplexity: intFrom(env, "MAX_QUERY_COMPLEXITY", DEFAULT_LIMITS.maxQueryComplexity, 10, 1_000_000),
+    maxImagesPerMessage: intFrom(env, "MAX_IMAGES_PER_MESSAGE", DEFAULT_LIMITS.maxImagesPerMessage, 0, 64),
+    maxQueueLength: intFrom(env, "MAX_QUEUE_LENGTH", DEFAULT_LIMITS.maxQueueLength, 1, 100_000),
+  };
+  const databaseUrl = env.DATABASE_URL === undefined || env.DATABASE_URL === "" ? undefined : env.DATABASE_URL;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw AppError.badInput("DATABASE_URL", "a postgres:// or postgresql:// URL", databaseUrl.split("@").pop());
+  }
+  return {
+    port: intFrom(env, "PORT", 4000, 0, 65535),
+    host: env.HOST && env.HOST !== "" ? env.HOST : "0.0.0.0",
+    dataDir: path.resolve(cwd, env.DATA_DIR && env.DATA_DIR !== "" ? env.DATA_DIR : "data"),
+    databaseUrl,
+    modelDir: path.resolve(cwd, env.MODEL_DIR && env.MODEL_DIR !== "" ? env.MODEL_DIR : "models/unipic-tiny"),
+    engineProvider: oneOf(env, "ENGINE_PROVIDER", ["cpu", "webgpu"] as const, "cpu"),
+    engineThreads: intFrom(env, "ENGINE_THREADS", 0, 0, 256),
+    production: env.NODE_ENV === "production",
+    logLevel: oneOf(env, "LOG_LEVEL", ["silent", "info", "debug"] as const, "info"),
+    limits,
+  };
+}

@@ -1,0 +1,151 @@
+/** Row shapes and the Store interface the API and the engine program against. */
+export type TurnStatus = "QUEUED" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED";
+export type TurnRole = "user" | "assistant";
+export type TurnKind = "understand" | "generate" | "edit";
+export type TaskChoice = "AUTO" | "GENERATE" | "EDIT" | "UNDERSTAND";
+export type ImageRole = "input" | "output";
+
+export const TURN_STATUSES: readonly TurnStatus[] = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"];
+
+export interface UserRow {
+  id: string;
+  name: string;
+  isAdmin: boolean;
+  createdAt: Date;
+}
+
+export interface ConversationRow {
+  id: string;
+  ownerId: string;
+  title: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface TurnRow {
+  id: string;
+  conversationId: string;
+  position: number;
+  role: TurnRole;
+  kind: TurnKind | null;
+  task: TaskChoice;
+  text: string;
+  params: Record<string, unknown>;
+  seed: number | null;
+  status: TurnStatus;
+  errorCode: string | null;
+  errorMessage: string | null;
+  replyTo: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export interface ImageMeta {
+  /** sha256 hex of the bytes */
+  id: string;
+  mime: string;
+  width: number;
+  height: number;
+  byteSize: number;
+  createdAt: Date;
+  producingTurnId: string | null;
+  sourceImageId: string | null;
+  lineage: Record<string, unknown>;
+}
+
+export interface Page<T> {
+  items: T[];
+  hasNextPage: boolean;
+  hasPreviousPage: boolean;
+}
+
+export interface ConversationCursor {
+  createdAt: Date;
+  id: string;
+}
+
+export interface TurnPageArgs {
+  first?: number;
+  /** position */
+  after?: number;
+  last?: number;
+  /** position */
+  before?: number;
+}
+
+export interface NewUserTurn {
+  text: string;
+  task: TaskChoice;
+  kind: TurnKind | null;
+  params: Record<string, unknown>;
+  seed: number | null;
+  imageIds: string[];
+}
+
+export interface NewImage {
+  id: string;
+  bytes: Uint8Array;
+  mime: string;
+  width: number;
+  height: number;
+  producingTurnId?: string | null;
+  sourceImageId?: string | null;
+  lineage?: Record<string, unknown>;
+}
+
+export interface TurnImage {
+  image: ImageMeta;
+  role: ImageRole;
+  ord: number;
+}
+
+export interface Store {
+  users: {
+    create(name: string, opts?: { isAdmin?: boolean }): Promise<{ user: UserRow; apiKey: string }>;
+    count(): Promise<number>;
+    byApiKey(key: string): Promise<UserRow | null>;
+    byId(id: string): Promise<UserRow | null>;
+    byName(name: string): Promise<UserRow | null>;
+    issueKey(userId: string): Promise<string>;
+    revokeKey(key: string): Promise<boolean>;
+    revokeAllKeys(userId: string): Promise<number>;
+  };
+  conversations: {
+    create(ownerId: string, title: string): Promise<ConversationRow>;
+    get(ownerId: string, id: string): Promise<ConversationRow | null>;
+    list(ownerId: string, page: { first: number; after?: ConversationCursor }): Promise<Page<ConversationRow>>;
+    rename(ownerId: string, id: string, title: string): Promise<ConversationRow | null>;
+    delete(ownerId: string, id: string): Promise<boolean>;
+    touch(id: string): Promise<void>;
+  };
+  turns: {
+    sendMessage(
+      ownerId: string,
+      conversationId: string,
+      user: NewUserTurn,
+    ): Promise<{ user: TurnRow; assistant: TurnRow } | null>;
+    get(ownerId: string, id: string): Promise<TurnRow | null>;
+    getById(id: string): Promise<TurnRow | null>;
+    ownerOf(turnId: string): Promise<string | null>;
+    page(conversationId: string, page: TurnPageArgs): Promise<Page<TurnRow>>;
+    count(conversationId: string): Promise<number>;
+    setStatus(
+      id: string,
+      to: TurnStatus,
+      extra?: { errorCode?: string; errorMessage?: string; text?: string },
+    ): Promise<TurnRow | null>;
+    unfinished(): Promise<TurnRow[]>;
+    images(turnId: string): Promise<TurnImage[]>;
+    attachImage(turnId: string, imageId: string, role: ImageRole, ord: number): Promise<void>;
+    countByStatus(): Promise<Record<TurnStatus, number>>;
+  };
+  images: {
+    put(img: NewImage): Promise<ImageMeta>;
+    grantUpload(userId: string, imageId: string): Promise<void>;
+    meta(id: string): Promise<ImageMeta | null>;
+    visibleTo(userId: string, id: string): Promise<boolean>;
+    bytes(userId: string, id: string): Promise<{ meta: ImageMeta; bytes: Uint8Array } | null>;
+    latestInConversation(conversationId: string): Promise<ImageMeta | null>;
+  };
+}

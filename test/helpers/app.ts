@@ -1,0 +1,169 @@
+/**
+ * Starts a real server (HTTP + graphql-ws on a free port) on embedded PGlite in a temp dir, or on
+ * PostgreSQL when DATABASE_URL is set, and gives tests small clients for it.
+ */
+import "reflect-metadata";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { createClient, type Client } from "graphql-ws";
+import WebSocket from "ws";
+import { startApp, type App } from "../../src/app.js";
+import { loadConfig, type Config } from "../../src/config.js";
+import { freshPgDatabase, freshPgliteDataDir } from "./db.js";
+
+export interface TestApp {
+  app: App;
+  config: Config;
+  url: string;
+  wsUrl: string;
+  dataDir: string;
+  databaseUrl?: string;
+  adminKey: string;
+  /** A new non-admin user; returns its key. */
+  newUser(name?: string): Promise<string>;
+  close(): Promise<void>;
+}
+
+/**
+ * A server on a fresh database: a copy of a migrated PGlite template (fast), or a new database
+ * beside DATABASE_URL's. Given `dataDir` (and `databaseUrl`), it reopens that one instead, for
+ * restart tests; the caller then owns their cleanup.
+ */
+export async function startTestApp(env: Record<string, string> = {}, reuse?: { dataDir: string; databaseUrl?: string }): Promise<TestApp> {
+  let cleanup = async (): Promise<void> => undefined;
+  let dataDir: string;
+  let databaseUrl: string | undefined;
+  if (reuse !== undefined) {
+    dataDir = reuse.dataDir;
+    databaseUrl = reuse.databaseUrl;
+  } else if (process.env.DATABASE_URL) {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), "unipic-test-"));
+    const fresh = await freshPgDatabase();
+    databaseUrl = fresh.url;
+    cleanup = async () => {
+      await fresh.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    };
+  } else {
+    const fresh = await freshPgliteDataDir();
+    dataDir = fresh.dataDir;
+    cleanup = async () => fresh.remove();
+  }
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    DATA_DIR: dataDir,
+    LOG_LEVEL: "silent",
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+    ...env,
+  });
+  const app = await startApp(config);
+  // A copied template or a reopened database may already hold users: make our own admin then.
+  const adminKey = app.adminKey ?? (await app.store.users.create(`admin-${Date.now()}`, { isAdmin: true })).apiKey;
+  return {
+    app,
+    config,
+    url: app.server.url,
+    wsUrl: app.server.wsUrl,
+    dataDir,
+    databaseUrl,
+    adminKey,
+    newUser: async (name = `user-${Math.random().toString(36).slice(2, 8)}`) => (await app.store.users.create(name)).apiKey,
+    close: async () => {
+      await app.close();
+      await cleanup();
+    },
+  };
+}
+
+export interface GqlResult<T = Record<string, any>> {
+  status: number;
+  data?: T | null;
+  errors?: Array<{ message: string; extensions?: Record<string, any>; path?: unknown[] }>;
+}
+
+/** POSTs one GraphQL operation over HTTP. */
+export async function gql<T = Record<string, any>>(
+  url: string,
+  key: string | null,
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<GqlResult<T>> {
+  const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+  if (key !== null) headers.authorization = `Bearer ${key}`;
+  const res = await fetch(`${url}/graphql`, { method: "POST", headers, body: JSON.stringify({ query, variables }) });
+  const body = (await res.json()) as GqlResult<T>;
+  return { ...body, status: res.status };
+}
+
+/** Like gql, but fails the test on any error and returns data. */
+export async function gqlOk<T = Record<string, any>>(url: string, key: string, query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const result = await gql<T>(url, key, query, variables);
+  if (result.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(result.errors)}`);
+  return result.data as T;
+}
+
+export function wsClient(wsUrl: string, key: string | null): Client {
+  return createClient({
+    url: wsUrl,
+    webSocketImpl: WebSocket,
+    connectionParams: key === null ? {} : { authorization: `Bearer ${key}` },
+    retryAttempts: 0,
+    lazy: true,
+  });
+}
+
+/** Subscribes and collects events; `until` decides when to stop. Rejects on error or timeout. */
+export function collect<T = Record<string, any>>(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown>,
+  until: (events: T[]) => boolean,
+  onEvent?: (event: T, events: T[]) => void,
+  timeoutMs = 30_000,
+): Promise<T[]> {
+  return new Promise((resolve, reject) => {
+    const events: T[] = [];
+    const timer = setTimeout(() => {
+      dispose();
+      reject(new Error(`timed out after ${timeoutMs} ms with ${events.length} events: ${JSON.stringify(events).slice(0, 500)}`));
+    }, timeoutMs);
+    const dispose = client.subscribe<T>(
+      { query, variables },
+      {
+        next: (result) => {
+          if (result.errors?.length) {
+            clearTimeout(timer);
+            dispose();
+            reject(Object.assign(new Error(`subscription errors: ${JSON.stringify(result.errors)}`), { errors: result.errors }));
+            return;
+          }
+          events.push(result.data as T);
+          onEvent?.(result.data as T, events);
+          if (until(events)) {
+            clearTimeout(timer);
+            dispose();
+            resolve(events);
+          }
+        },
+        error: (error) => {
+          clearTimeout(timer);
+          reject(error instanceof Error ? error : Object.assign(new Error(`subscription failed: ${JSON.stringify(error)}`), { raw: error }));
+        },
+        complete: () => {
+          clearTimeout(timer);
+          resolve(events);
+        },
+      },
+    );
+  });
+}
+
+export const CREATE_CONVERSATION = `mutation($title: String) { createConversation(input: { title: $title }) { id title } }`;
+export const SEND_MESSAGE = `mutation($input: SendMessageInput!) {
+  sendMessage(input: $input) {
+    userTurn { id position role status text kind }
+    assistantTurn { id position role status kind seed queuePosition }
+  }
+}`;

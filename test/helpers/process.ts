@@ -1,0 +1,56 @@
+/** Runs the real server and CLI as child processes (what a user runs), for lifecycle tests. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+export interface ServerProcess {
+  child: ChildProcess;
+  url: string;
+  wsUrl: string;
+  apiKey: string | null;
+  stdout: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `src/main.ts` on a free port; resolves once it prints its URL. */
+export function spawnServer(env: Record<string, string>, timeoutMs = 90_000): Promise<ServerProcess> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "silent", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`server did not start in ${timeoutMs} ms; stdout: ${out}; stderr: ${err}`));
+    }, timeoutMs);
+    child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const url = /listening on (http:\/\/\S+)\/graphql/.exec(out);
+      if (url !== null && out.includes("npx unipic users add")) {
+        clearTimeout(timer);
+        const key = /^API key: (\S+)$/m.exec(out);
+        resolve({ child, url: url[1]!, wsUrl: `${url[1]!.replace("http", "ws")}/graphql`, apiKey: key?.[1] ?? null, stdout: () => out, exited });
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening; stdout: ${out}; stderr: ${err}`));
+    });
+  });
+}
+
+/** Runs `unipic ARGS` (bin/unipic.js) to completion. */
+export function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["bin/unipic.js", ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: "silent", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
+}
