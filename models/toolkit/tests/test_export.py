@@ -1,0 +1,129 @@
+"""ONNX export of the tiny random model: parity with torch in onnxruntime-node, manifest, tokenizer."""
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import onnx
+import pytest
+
+from toolkit.export import FORMAT, OPSET, role_specs
+from toolkit.ortnode import HERE
+from toolkit.tokenizer import ByteLevelBPE, T2I_POSITIVE, chat
+
+from toolkit.ortnode import node_available
+from toolkit.parity import parity
+
+needs_node = pytest.mark.skipif(not node_available(), reason="node + onnxruntime-node not installed")
+
+SHAPES = [dict(seed=5, B=3, V=7, n=4, P=6, T=2), dict(seed=6, B=1, V=0, n=2, P=0, T=4)]
+
+
+def test_files_and_opset(tiny_export):
+    out, man = tiny_export
+    for role, g in man["graphs"].items():
+        m = onnx.load(os.path.join(out, g["file"]))
+        onnx.checker.check_model(m)
+        assert any(o.domain in ("", "ai.onnx") and o.version == OPSET for o in m.opset_import)
+        assert [i.name for i in m.graph.input] == [x["name"] for x in g["inputs"]], role
+        assert [o.name for o in m.graph.output] == [x["name"] for x in g["outputs"]], role
+    total = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
+    assert total < 40e6
+
+
+@needs_node
+@pytest.mark.parametrize("role", list(role_specs(__import__("toolkit.config").config.TINY)))
+def test_parity(tiny, tiny_export, role):
+    out, _ = tiny_export
+    for i, kw in enumerate(SHAPES):
+        d = parity(tiny, out, role, f"tiny/{role}", **kw)
+        assert d < 1e-4, (role, kw, d)
+
+
+def test_manifest(tiny, tiny_export, tok):
+    out, man = tiny_export
+    assert man["format"] == FORMAT
+    d = man["dims"]
+    assert (d["latent_channels"], d["buffer_tokens"], d["mar_width"], d["llm_hidden"]) == (16, 4, 128, 256)
+    assert (d["llm_layers"], d["llm_kv_heads"], d["llm_head_dim"], d["vocab_size"]) == (4, 2, 64, 768)
+    assert man["vae"]["scale"] == 0.2325
+    assert man["diffusion"]["T"] == 1000 and man["diffusion"]["max_beta"] == 0.2
+    assert set(man["sampling_defaults"]) == {"steps", "cfg", "cfgSchedule", "temperature", "diffusionSteps"}
+    (res,) = man["resolutions"]
+    assert res["size"] == 64 and res["grid"] == [8, 8] and res["image_prompt_tokens"] == 68
+    pt = res["pos_tables"]
+    raw = np.fromfile(os.path.join(out, pt["file"]), dtype="<f4")
+    enc_pos, dec_pos, diff_pos = tiny.mar.pos_tables(8, 8)
+    for name, ref in (("enc_pos", enc_pos), ("dec_pos", dec_pos), ("diff_pos", diff_pos)):
+        e = pt[name]
+        n = int(np.prod(e["shape"]))
+        got = raw[e["offset"] // 4: e["offset"] // 4 + n].reshape(e["shape"])
+        assert np.array_equal(got, ref.detach().numpy())
+    pv = man["preview"]
+    assert np.array(pv["weight"]).shape == (16, 3) and len(pv["bias"]) == 3
+    t = man["tokenizer"]
+    assert t["image_token_id"] == tok.added["<image>"] and t["eos_id"] == tok.added["<|im_end|>"]
+    assert t["pad_id"] == tok.added["<|endoftext|>"]
+    assert man["prompts"]["user_prefix"] == "<|im_start|>user\n"
+    assert man["prompts"]["assistant_prefix"] == "<|im_end|>\n<|im_start|>assistant\n"
+    assert set(man["graphs"]) == {"vae_encoder", "vae_decoder", "mar_encoder", "mar_fill", "mar_decoder",
+                                  "llm", "diffusion_head"}
+    with open(os.path.join(out, "manifest.json")) as f:
+        assert json.load(f) == man
+
+
+VOCAB_TEXTS = [
+    chat(T2I_POSITIVE.format(prompt="a red circle left of a blue square.")),
+    chat("Generate an image."),
+    chat("<image><image><image>\nRepeat this image."),
+    chat("<image>\nWhat color is the triangle?"), "how many circles are there?", "Is there a purple square?",
+    "where is the orange triangle?", "move the green circle to the top", "add a yellow square on the right",
+    "remove the red triangle", "make the square blue", "three triangles", "a circle above a square",
+    "a square below a triangle", "a triangle right of a circle", "yes", "no", "four", "2", "center", "bottom",
+]
+
+
+def test_vocabulary_single_tokens(tok):
+    for w in ("circle", "squares", "triangles", "purple", "orange", "center", "above", "below", "four",
+              "yes", "no", "where", "remove", "move", "Generate", "Repeat", "image", "object", "shape"):
+        assert len(tok.encode(" " + w)) == 1 and len(tok.encode(w)) == 1, w
+    for p in ("?", ".", ":"):
+        assert len(tok.encode(p)) == 1
+    for s in VOCAB_TEXTS:
+        assert tok.decode(tok.encode(s)) == s
+
+
+@needs_node
+def test_tokenizer_matches_huggingface_js(tiny_export, tok, tmp_path):
+    out, _ = tiny_export
+    if not os.path.isdir(os.path.join(HERE, "..", "..", "node_modules", "@huggingface", "tokenizers")):
+        pytest.skip("@huggingface/tokenizers not installed")
+    p = tmp_path / "s.json"
+    texts = VOCAB_TEXTS + ["unknown wörds & 123 !!\n\n tabs\t", "Hello, World"]
+    p.write_text(json.dumps(texts))
+    r = subprocess.run(["node", os.path.join(HERE, "tok_check.mjs"), out, str(p)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    py = ByteLevelBPE.from_file(os.path.join(out, "tokenizer.json"))
+    for s, js in zip(texts, res):
+        assert js["ids"] == py.encode(s), s
+        assert js["decoded"] == s
+
+
+COMMITTED = os.path.join(os.path.dirname(__file__), "..", "..", "unipic-tiny")
+
+
+@needs_node
+def test_committed_tiny_is_seed0(tiny, tiny_export):
+    """models/unipic-tiny must be `toolkit.export --config tiny --random-seed 0` (the fixtures assume it)."""
+    if not os.path.exists(os.path.join(COMMITTED, "manifest.json")):
+        pytest.skip("models/unipic-tiny not exported")
+    man = json.load(open(os.path.join(COMMITTED, "manifest.json")))
+    if man["source"] != "random weights, seed 0":
+        pytest.skip(f"models/unipic-tiny holds other weights: {man['source']}")
+    _, fresh = tiny_export
+    assert {k: v for k, v in man.items() if k != "source"} == {k: v for k, v in fresh.items() if k != "source"}
+    for role in man["graphs"]:
+        assert parity(tiny, COMMITTED, role, f"committed unipic-tiny/{role}", seed=9, B=2, V=3, n=2, P=2, T=3) < 1e-4
