@@ -1,0 +1,214 @@
+/**
+ * One MAR iteration for several image jobs at once (continuous batching, DESIGN.md section 3):
+ * jobs whose iteration has the same resolution, visible count V and predicted count n share one
+ * session.run per stage (encoder, LLM, decoder); the diffusion head runs all jobs' tokens in one
+ * call per DDPM step. Each job keeps its own draws, so batching never changes what it samples;
+ * only float rounding can differ where rows are padded (the LLM's past, see llmStage).
+ */
+import { ddpmStep } from "./diffusion.js";
+import type { ImageJob } from "./image-job.js";
+import type { KvCache, Model } from "./model.js";
+
+function groupBy<T>(items: T[], key: (item: T) => string): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const k = key(item);
+    const g = groups.get(k);
+    if (g === undefined) groups.set(k, [item]);
+    else g.push(item);
+  }
+  return [...groups.values()];
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** MAR encoder for jobs sharing resolution and V: xEnc [rows, buf+V, W], llmIn [rows, V+buf, H]. */
+async function encoderStage(model: Model, group: ImageJob[]): Promise<void> {
+  const V = group[0]!.current.visible.length;
+  const inputs = group.map((j) => j.encoderInput());
+  const rows = group.reduce((n, j) => n + j.rows, 0);
+  const visIdx = new Int32Array(rows * V);
+  let at = 0;
+  for (const inp of inputs) {
+    visIdx.set(inp.visIdx, at);
+    at += inp.visIdx.length;
+  }
+  const { xEnc, llmIn } = await model.marEncode(group[0]!.res, concat(inputs.map((i) => i.latents)), visIdx, rows, V);
+  const { bufferTokens: buf, marWidth: W, llmHidden: H } = model.manifest.dims;
+  let row = 0;
+  for (const job of group) {
+    job.xEnc = xEnc.slice(row * (buf + V) * W, (row + job.rows) * (buf + V) * W);
+    job.llmIn = llmIn.slice(row * (V + buf) * H, (row + job.rows) * (V + buf) * H);
+    row += job.rows;
+  }
+}
+
+/**
+ * The LLM over each job's visible + buffer rows, attending to its cached prompt (spec 2.2 step 2).
+ * Rows of different jobs have prompts of different lengths: their caches are right-padded to the
+ * longest and the pad keys masked, exactly as the reference pads the cond and uncond prompts.
+ */
+async function llmStage(model: Model, group: ImageJob[]): Promise<void> {
+  const { bufferTokens: buf, llmHidden: H, llmLayers, llmKvHeads: kvh, llmHeadDim: hd } = model.manifest.dims;
+  const T = group[0]!.current.visible.length + buf;
+  const rows = group.reduce((n, j) => n + j.rows, 0);
+  const P = Math.max(...group.map((j) => j.prefix.P));
+  const attentionMask = new BigInt64Array(rows * (P + T));
+  const positionIds = new BigInt64Array(rows * T);
+  let row = 0;
+  for (const job of group) {
+    for (let r = 0; r < job.rows; r++, row++) {
+      for (let i = 0; i < job.prefix.P; i++) attentionMask[row * (P + T) + i] = job.prefix.mask[r * job.prefix.P + i]!;
+      for (let i = 0; i < T; i++) {
+        attentionMask[row * (P + T) + P + i] = 1n;
+        positionIds[row * T + i] = BigInt(job.prefix.valid[r]! + i); // continue after the unpadded prompt
+      }
+    }
+  }
+  let past: KvCache;
+  if (group.length === 1) {
+    past = group[0]!.prefix.past;
+  } else {
+    past = [];
+    for (let l = 0; l < llmLayers; l++) {
+      const key = new Float32Array(rows * kvh * P * hd);
+      const value = new Float32Array(rows * kvh * P * hd);
+      let r0 = 0;
+      for (const job of group) {
+        const src = job.prefix.past[l]!;
+        const p = job.prefix.P;
+        for (let r = 0; r < job.rows; r++) {
+          for (let h = 0; h < kvh; h++) {
+            const from = (r * kvh + h) * p * hd;
+            const to = ((r0 + r) * kvh + h) * P * hd;
+            key.set(src.key.subarray(from, from + p * hd), to);
+            value.set(src.value.subarray(from, from + p * hd), to);
+          }
+        }
+        r0 += job.rows;
+      }
+      past.push({ key, value });
+    }
+  }
+  const out = await model.llm({
+    rows,
+    T,
+    P,
+    inputIds: new BigInt64Array(rows * T).fill(BigInt(model.tokenizer.padId)),
+    inputsEmbeds: concat(group.map((j) => j.llmIn!)),
+    embedsMask: new Float32Array(rows * T).fill(1),
+    attentionMask,
+    positionIds,
+    past,
+  });
+  // The present cache is dropped: the prompt cache is never extended (spec 3.3 step 1).
+  row = 0;
+  for (const job of group) {
+    job.hidden = out.hidden.slice(row * T * H, (row + job.rows) * T * H);
+    row += job.rows;
+  }
+}
+
+/** MAR decoder for jobs sharing resolution, V and n: z [rows, n, W] at the tokens to predict. */
+async function decoderStage(model: Model, group: ImageJob[]): Promise<void> {
+  const { marWidth: W } = model.manifest.dims;
+  const V = group[0]!.current.visible.length;
+  const n = group[0]!.current.predict.length;
+  const rows = group.reduce((k, j) => k + j.rows, 0);
+  const visIdx = new Int32Array(rows * V);
+  const predIdx = new Int32Array(rows * n);
+  let row = 0;
+  for (const job of group) {
+    for (let r = 0; r < job.rows; r++, row++) {
+      visIdx.set(job.current.visible, row * V);
+      predIdx.set(job.current.predict, row * n);
+    }
+  }
+  const z = await model.marDecode(group[0]!.res, {
+    xEnc: concat(group.map((j) => j.xEnc!)),
+    llmOut: concat(group.map((j) => j.hidden!)),
+    visIdx,
+    fill: concat(group.map((j) => j.fill)),
+    predIdx,
+    B: rows,
+    V,
+    n,
+  });
+  row = 0;
+  for (const job of group) {
+    job.z = z.slice(row * n * W, (row + job.rows) * n * W);
+    row += job.rows;
+  }
+}
+
+/**
+ * The diffusion head for every job's tokens to predict, one call per DDPM step (spec 3.5).
+ * Jobs with fewer diffusion steps join later, so all finish on the same call. Each job draws its
+ * initial noise and per-step noise from its own source, in the reference's order.
+ */
+async function diffusionStage(model: Model, jobs: ImageJob[]): Promise<Float32Array[]> {
+  const { latentChannels: C, marWidth: W } = model.manifest.dims;
+  const xs = jobs.map((j) => j.draws.normals(j.current.predict.length * C)); // initial noise, not tempered
+  const maxS = Math.max(...jobs.map((j) => j.schedule.timesteps.length));
+  for (let k = maxS - 1; k >= 0; k--) {
+    const active = jobs.map((j, i) => ({ j, i })).filter(({ j }) => k < j.schedule.timesteps.length);
+    const N = active.reduce((sum, { j }) => sum + j.rows * j.current.predict.length, 0);
+    if (N === 0) continue;
+    const x = new Float32Array(N * C);
+    const t = new Int32Array(N);
+    const c = new Float32Array(N * W);
+    let row = 0;
+    for (const { j, i } of active) {
+      const n = j.current.predict.length;
+      for (let r = 0; r < j.rows; r++) {
+        // Both branches see the same x (spec 3.5); c is the cond or uncond row of z.
+        x.set(xs[i]!, row * C);
+        t.fill(j.schedule.timesteps[k]!, row, row + n);
+        c.set(j.z!.subarray(r * n * W, (r + 1) * n * W), row * W);
+        row += n;
+      }
+    }
+    const out = await model.diffusionHead(x, t, c, N);
+    row = 0;
+    for (const { j, i } of active) {
+      const n = j.current.predict.length;
+      const outC = out.subarray(row * 2 * C, (row + n) * 2 * C);
+      const outU = j.rows === 2 ? out.subarray((row + n) * 2 * C, (row + 2 * n) * 2 * C) : null;
+      const noise = k > 0 ? j.draws.normals(n * C) : null;
+      ddpmStep(j.schedule, k, xs[i]!, outC, outU, C, j.scale, j.params.temperature, noise);
+      row += j.rows * n;
+    }
+  }
+  return xs;
+}
+
+/**
+ * Runs the current MAR iteration of every job and commits its tokens. On failure every job's
+ * draws are rewound, so retrying (e.g. one job at a time) samples exactly the same values.
+ */
+export async function runIteration(model: Model, jobs: ImageJob[]): Promise<void> {
+  const rewinds = jobs.map((j) => j.draws.mark());
+  // With more iterations than tokens the schedule has iterations that reveal nothing.
+  const predicting = jobs.filter((j) => j.current.predict.length > 0);
+  try {
+    for (const group of groupBy(predicting, (j) => `${j.res.spec.size}|${j.current.visible.length}|${j.current.predict.length}`)) {
+      await encoderStage(model, group);
+      await llmStage(model, group);
+      await decoderStage(model, group);
+    }
+    const xs = predicting.length > 0 ? await diffusionStage(model, predicting) : [];
+    for (const j of jobs) j.commit(predicting.includes(j) ? xs[predicting.indexOf(j)]! : new Float32Array(0));
+  } catch (error) {
+    for (const rewind of rewinds) rewind();
+    for (const j of jobs) j.xEnc = j.llmIn = j.hidden = j.z = null;
+    throw error;
+  }
+}
