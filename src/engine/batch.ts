@@ -2,8 +2,8 @@
  * One MAR iteration for several image jobs at once (continuous batching, DESIGN.md section 3):
  * jobs whose iteration has the same resolution, visible count V and predicted count n share one
  * session.run per stage (encoder, LLM, decoder); the diffusion head runs all jobs' tokens in one
- * call per DDPM step. Each job keeps its own draws, so batching never changes what it samples;
- * only float rounding can differ where rows are padded (the LLM's past, see llmStage).
+ * call per DDPM step. Each job keeps its own draws and every row is computed as it would be
+ * alone, so a batched job gives the same bytes as the job run by itself (test/engine).
  */
 import { ddpmStep } from "./diffusion.js";
 import type { ImageJob } from "./image-job.js";
@@ -53,8 +53,8 @@ async function encoderStage(model: Model, group: ImageJob[]): Promise<void> {
 
 /**
  * The LLM over each job's visible + buffer rows, attending to its cached prompt (spec 2.2 step 2).
- * Rows of different jobs have prompts of different lengths: their caches are right-padded to the
- * longest and the pad keys masked, exactly as the reference pads the cond and uncond prompts.
+ * Called with jobs whose caches have the same padded length P; the copy below still handles
+ * unequal ones (right-padded, pad keys masked, as the reference pads cond and uncond prompts).
  */
 async function llmStage(model: Model, group: ImageJob[]): Promise<void> {
   const { bufferTokens: buf, llmHidden: H, llmLayers, llmKvHeads: kvh, llmHeadDim: hd } = model.manifest.dims;
@@ -201,7 +201,9 @@ export async function runIteration(model: Model, jobs: ImageJob[]): Promise<void
   try {
     for (const group of groupBy(predicting, (j) => `${j.res.spec.size}|${j.current.visible.length}|${j.current.predict.length}`)) {
       await encoderStage(model, group);
-      await llmStage(model, group);
+      // Only jobs with equally long prompt caches share an LLM call: padding a cache would sum
+      // attention over a longer row and change float rounding, and the aim is identical bytes.
+      for (const same of groupBy(group, (j) => String(j.prefix.P))) await llmStage(model, same);
       await decoderStage(model, group);
     }
     const xs = predicting.length > 0 ? await diffusionStage(model, predicting) : [];

@@ -1,0 +1,284 @@
+/**
+ * The shared inference engine: one model, one loop. Jobs wait in a bounded queue (priority, then
+ * per-user round robin); each tick admits jobs up to the batch size, runs one MAR iteration of
+ * every image job together (batch.ts) and one token of every understanding job, then publishes
+ * events. Cancellation is checked between ticks. A failing job fails alone; a broken session
+ * fails every job with ENGINE_DEAD and `ready` turns false. Shaped like vLLM's EngineCore.step.
+ */
+import { randomUUID } from "node:crypto";
+import { AppError, ErrorCode } from "../errors.js";
+import { runIteration } from "./batch.js";
+import { Channel } from "./channel.js";
+import { ImageJob } from "./image-job.js";
+import { Model, type ModelOptions } from "./model.js";
+import { JobQueue, type Queued } from "./queue.js";
+import { seededDraws, type DrawSource } from "./rng.js";
+import type { HistoryTurn, ImageParams, JobEvent, RgbTensor, SubmitOptions, UnderstandParams } from "./types.js";
+import { UnderstandJob } from "./understand-job.js";
+import { resolveImageParams, resolveUnderstandParams } from "./params.js";
+
+export interface EngineOptions extends ModelOptions {
+  modelDir: string;
+  /** Jobs waiting at most (QUEUE_FULL beyond). */
+  maxQueue: number;
+  /** Jobs decoded together at most. */
+  maxBatch: number;
+}
+
+type Work = ImageJob | UnderstandJob;
+
+interface Job extends Queued {
+  channel: Channel<JobEvent>;
+  prepare: () => Promise<Work>;
+  work: Work | null;
+  params: ImageParams | UnderstandParams;
+  /** Finished, failed or cancelled: no more events. */
+  ended: boolean;
+  startedAt: number;
+  /** A VAE preview in flight: at most one per job, so previews never pile up. */
+  previewing: boolean;
+}
+
+export interface JobHandle {
+  id: string;
+  /** Events until `done`; throws the job's AppError (CANCELLED, JOB_FAILED, ENGINE_DEAD). */
+  events: AsyncGenerator<JobEvent, void, undefined>;
+  cancel(): void;
+}
+
+export class Engine {
+  private readonly queue: JobQueue<Job>;
+  private readonly running: Job[] = [];
+  private readonly jobs = new Map<string, Job>();
+  private loop: Promise<void> | null = null;
+  private dead: AppError | null = null;
+  private closed = false;
+  /** Exponential moving averages for ETAs and benchmarks. */
+  private jobMs: number | null = null;
+  readonly stepMs: number[] = [];
+
+  private constructor(readonly model: Model, private readonly options: EngineOptions) {
+    this.queue = new JobQueue(options.maxQueue);
+  }
+
+  static async load(options: EngineOptions): Promise<Engine> {
+    return new Engine(await Model.load(options.modelDir, options), options);
+  }
+
+  /** False once a session broke (every job then fails with ENGINE_DEAD) or after close(). */
+  get ready(): boolean {
+    return this.dead === null && !this.closed;
+  }
+
+  imageParams(partial: Partial<ImageParams>): ImageParams {
+    return resolveImageParams(this.model, partial);
+  }
+
+  understandParams(partial: Partial<UnderstandParams>): UnderstandParams {
+    return resolveUnderstandParams(this.model, partial);
+  }
+
+  submitGenerate(prompt: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}, draws?: DrawSource): JobHandle {
+    const params = this.imageParams(partial);
+    return this.submit(params, opts, () => ImageJob.generate(this.model, prompt, params, draws ?? seededDraws(params.seed)));
+  }
+
+  submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}, draws?: DrawSource): JobHandle {
+    const params = this.imageParams(partial);
+    return this.submit(params, opts, () => ImageJob.edit(this.model, image, instruction, params, draws ?? seededDraws(params.seed)));
+  }
+
+  submitUnderstand(image: RgbTensor, question: string, history: HistoryTurn[], partial: Partial<UnderstandParams>, opts: SubmitOptions = {}): JobHandle {
+    const params = this.understandParams(partial);
+    return this.submit(params, opts, () => UnderstandJob.create(this.model, image, question, history, params));
+  }
+
+  /** Task generators (DESIGN.md section 3): events until done; return() cancels. */
+  generate(prompt: string, params: Partial<ImageParams> = {}, opts?: SubmitOptions): AsyncGenerator<JobEvent, void, undefined> {
+    return this.submitGenerate(prompt, params, opts).events;
+  }
+
+  edit(image: RgbTensor, instruction: string, params: Partial<ImageParams> = {}, opts?: SubmitOptions): AsyncGenerator<JobEvent, void, undefined> {
+    return this.submitEdit(image, instruction, params, opts).events;
+  }
+
+  understand(image: RgbTensor, question: string, history: HistoryTurn[] = [], params: Partial<UnderstandParams> = {}, opts?: SubmitOptions): AsyncGenerator<JobEvent, void, undefined> {
+    return this.submitUnderstand(image, question, history, params, opts).events;
+  }
+
+  /** Position of a waiting job (0 = next), or null when it is not waiting. */
+  queuePosition(id: string): number | null {
+    return this.queue.positions().get(id) ?? null;
+  }
+
+  cancel(id: string): boolean {
+    const job = this.jobs.get(id);
+    if (job === undefined) return false;
+    this.finish(job, new AppError(ErrorCode.CANCELLED, "the job was cancelled"));
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const job of [...this.jobs.values()]) this.finish(job, new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down"));
+    await this.loop;
+    await this.model.release();
+  }
+
+  private submit(params: ImageParams | UnderstandParams, opts: SubmitOptions, prepare: () => Promise<Work>): JobHandle {
+    if (this.dead !== null) throw this.dead;
+    if (this.closed) throw new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down");
+    const id = randomUUID();
+    const job: Job = {
+      id,
+      priority: opts.priority ?? 0,
+      user: opts.user ?? "",
+      channel: new Channel<JobEvent>(),
+      prepare,
+      work: null,
+      params,
+      ended: false,
+      startedAt: 0,
+      previewing: false,
+    };
+    this.queue.push(job); // QUEUE_FULL at once
+    this.jobs.set(id, job);
+    opts.signal?.addEventListener("abort", () => this.cancel(id), { once: true });
+    this.publishPositions();
+    this.loop ??= this.run().finally(() => (this.loop = null));
+    const events = job.channel.drain(() => this.cancel(id));
+    return { id, events, cancel: () => this.cancel(id) };
+  }
+
+  private publishPositions(): void {
+    const perJob = this.jobMs;
+    for (const [id, position] of this.queue.positions()) {
+      const eta = perJob === null ? null : Math.round(Math.ceil((position + 1) / this.options.maxBatch) * perJob);
+      this.jobs.get(id)?.channel.push({ type: "queued", position, etaMs: eta });
+    }
+  }
+
+  /** Ends a job: `error` null means done normally (its done event was pushed already). */
+  private finish(job: Job, error: AppError | null): void {
+    if (job.ended) return;
+    job.ended = true;
+    this.queue.remove(job.id);
+    this.jobs.delete(job.id);
+    const at = this.running.indexOf(job);
+    if (at >= 0) this.running.splice(at, 1);
+    if (error === null) job.channel.close();
+    else job.channel.fail(error);
+    this.publishPositions();
+  }
+
+  private async run(): Promise<void> {
+    while (!this.closed && this.dead === null && (this.running.length > 0 || this.queue.length > 0)) {
+      await this.admit();
+      const started = performance.now();
+      await this.tick();
+      if (this.running.length > 0) this.stepMs.push(performance.now() - started);
+      if (this.stepMs.length > 1000) this.stepMs.splice(0, 500);
+      // Let resolvers, sockets and cancellations run between steps.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private async admit(): Promise<void> {
+    let admitted = false;
+    while (this.running.length < this.options.maxBatch && this.queue.length > 0) {
+      const job = this.queue.shift()!;
+      admitted = true;
+      job.startedAt = performance.now();
+      job.channel.push({ type: "started" });
+      try {
+        job.work = await job.prepare();
+        if (!job.ended) this.running.push(job);
+      } catch (error) {
+        await this.fail([job], error);
+      }
+    }
+    if (admitted) this.publishPositions();
+  }
+
+  private async tick(): Promise<void> {
+    const images = this.running.filter((j): j is Job & { work: ImageJob } => j.work instanceof ImageJob);
+    const texts = this.running.filter((j): j is Job & { work: UnderstandJob } => j.work instanceof UnderstandJob);
+    if (images.length > 0) {
+      try {
+        await runIteration(this.model, images.map((j) => j.work));
+      } catch {
+        // Find the culprit: retry each job alone (its draws were rewound, so nothing changes).
+        for (const job of images) {
+          try {
+            await runIteration(this.model, [job.work]);
+          } catch (error) {
+            await this.fail([job], error);
+          }
+        }
+      }
+      for (const job of images) if (!job.ended) await this.afterStep(job);
+    }
+    for (const job of texts) {
+      try {
+        const delta = await job.work.next();
+        if (delta !== null && delta !== "") job.channel.push({ type: "token", delta, text: job.work.text });
+        if (job.work.done) {
+          job.channel.push({ type: "done", image: null, text: job.work.text, latents: null, params: job.params });
+          this.completed(job);
+        }
+      } catch (error) {
+        await this.fail([job], error);
+      }
+    }
+  }
+
+  private async afterStep(job: Job & { work: ImageJob }): Promise<void> {
+    const work = job.work;
+    const params = job.params as ImageParams;
+    const total = work.plan.length;
+    let preview = null;
+    if (params.preview === "linear") preview = { ...work.linearPreview(), step: work.step, kind: "linear" as const };
+    job.channel.push({ type: "step", index: work.step, total, preview });
+    if (params.preview === "vae" && !work.done && !job.previewing && work.step % params.previewEvery === 0) {
+      // Not awaited: the decode runs beside the next step and arrives when ready.
+      job.previewing = true;
+      const step = work.step;
+      work.decode().then(
+        (image) => {
+          job.previewing = false;
+          if (!job.ended) job.channel.push({ type: "step", index: step, total, preview: { ...image, step, kind: "vae" } });
+        },
+        () => (job.previewing = false),
+      );
+    }
+    if (work.done) {
+      try {
+        const image = await work.decode();
+        job.channel.push({ type: "done", image, text: null, latents: work.tokens, params });
+        this.completed(job);
+      } catch (error) {
+        await this.fail([job], error);
+      }
+    }
+  }
+
+  private completed(job: Job): void {
+    const ms = performance.now() - job.startedAt;
+    this.jobMs = this.jobMs === null ? ms : 0.8 * this.jobMs + 0.2 * ms;
+    this.finish(job, null);
+  }
+
+  /** Fails jobs alone, unless the sessions themselves broke: then everything fails, for good. */
+  private async fail(jobs: Job[], error: unknown): Promise<void> {
+    if (!(await this.model.healthy())) {
+      this.dead = new AppError(ErrorCode.ENGINE_DEAD, `the inference engine stopped working: ${(error as Error)?.message ?? error}`, { cause: error });
+      for (const job of [...this.jobs.values()]) this.finish(job, this.dead);
+      this.options.log?.(`engine: dead: ${(error as Error)?.stack ?? String(error)}`);
+      return;
+    }
+    for (const job of jobs) {
+      const app = error instanceof AppError ? error : new AppError(ErrorCode.JOB_FAILED, `the job failed: ${(error as Error)?.message ?? error}`, { cause: error });
+      this.finish(job, app.code === ErrorCode.BAD_INPUT ? app : new AppError(ErrorCode.JOB_FAILED, app.message, { cause: error }));
+    }
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * Sampling parameters: the caller's choices over the manifest's defaults, checked against what
+ * this model supports. Errors name the field, what was expected and what came.
+ */
+import { AppError } from "../errors.js";
+import type { Model } from "./model.js";
+import type { ImageParams, UnderstandParams } from "./types.js";
+
+function int(field: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) throw AppError.badInput(`params.${field}`, `an integer in [${min}, ${max}]`, value);
+  return value;
+}
+
+function num(field: string, value: number, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min || value > max) throw AppError.badInput(`params.${field}`, `a number in [${min}, ${max}]`, value);
+  return value;
+}
+
+export function resolveImageParams(model: Model, p: Partial<ImageParams>): ImageParams {
+  const m = model.manifest;
+  const d = m.sampling;
+  const resolution = p.resolution ?? m.defaultResolution;
+  const res = model.resolution(resolution); // BAD_INPUT naming the supported sizes
+  const cfgSchedule = p.cfgSchedule ?? d.cfgSchedule;
+  if (cfgSchedule !== "constant" && cfgSchedule !== "linear") throw AppError.badInput("params.cfgSchedule", '"constant" or "linear"', cfgSchedule);
+  const preview = p.preview ?? "linear";
+  if (preview !== "linear" && preview !== "vae" && preview !== "none") throw AppError.badInput("params.preview", '"linear", "vae" or "none"', preview);
+  return {
+    // More iterations than tokens would leave iterations that reveal nothing.
+    steps: int("steps", p.steps ?? d.steps, 1, res.spec.tokens),
+    cfg: num("cfg", p.cfg ?? d.cfg, 0, 30),
+    cfgSchedule,
+    temperature: num("temperature", p.temperature ?? d.temperature, 0, 5),
+    diffusionSteps: int("diffusionSteps", p.diffusionSteps ?? d.diffusionSteps, 1, m.diffusion.T),
+    seed: int("seed", p.seed ?? Math.floor(Math.random() * 2 ** 31), 0, 2 ** 31 - 1),
+    resolution,
+    preview,
+    previewEvery: int("previewEvery", p.previewEvery ?? 1, 1, 1024),
+  };
+}
+
+export function resolveUnderstandParams(model: Model, p: Partial<UnderstandParams>): UnderstandParams {
+  const resolution = p.resolution ?? model.manifest.defaultResolution;
+  model.resolution(resolution);
+  return { maxTokens: int("maxTokens", p.maxTokens ?? model.manifest.maxNewTokens, 1, 4096), resolution };
+}
