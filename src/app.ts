@@ -5,7 +5,9 @@
  */
 import type { Config } from "./config.js";
 import { startAdminSocket, type AdminSocket } from "./api/admin.js";
+import { EngineRunner } from "./api/runner.js";
 import { startServer, type RunningServer } from "./api/server.js";
+import { Engine } from "./engine/engine.js";
 import { createServices, type Services } from "./api/service.js";
 import { createStore, openDatabase, type Database, type Store } from "./store/index.js";
 
@@ -14,6 +16,8 @@ export interface App {
   services: Services;
   database: Database;
   store: Store;
+  /** Null when ENGINE=off or the model failed to load (then /readyz says not ready). */
+  engine: Engine | null;
   /** Set on the first start with an empty database: the admin's key, to print once. */
   adminKey: string | null;
   close(): Promise<void>;
@@ -26,27 +30,55 @@ export async function ensureAdmin(store: Store): Promise<string | null> {
   return apiKey;
 }
 
+/** Loads the model; a failure is logged and leaves the server up but not ready. */
+async function loadEngine(config: Config, log: (line: string) => void): Promise<Engine | null> {
+  if (!config.engineEnabled) return null;
+  try {
+    return await Engine.load({
+      modelDir: config.modelDir,
+      provider: config.engineProvider,
+      threads: config.engineThreads,
+      maxQueue: config.limits.maxQueueLength,
+      maxBatch: config.engineBatch,
+      log,
+    });
+  } catch (error) {
+    log(`engine: not loaded: ${(error as Error)?.message ?? String(error)}`);
+    return null;
+  }
+}
+
 export async function startApp(config: Config, log: (line: string) => void = () => undefined): Promise<App> {
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let server: RunningServer | undefined;
   let admin: AdminSocket | undefined;
+  let engine: Engine | null = null;
   try {
     const store = createStore(database);
     const adminKey = await ensureAdmin(store);
-    const services = createServices(config, store, () => database.ping());
-    server = await startServer({ services, log }, config.port, config.host);
+    engine = await loadEngine(config, log);
+    const runner = engine === null ? null : new EngineRunner(engine, log);
+    const services = createServices(config, store, () => database.ping(), runner);
+    runner?.attach(services);
+    const loaded = engine;
+    server = await startServer({ services, log, ready: () => (config.engineEnabled ? loaded !== null && loaded.ready : true) }, config.port, config.host);
     admin = await startAdminSocket(config.dataDir, store, log);
+    // Turns a stopped server left QUEUED or RUNNING run again, from their stored seeds.
+    const resumed = (await runner?.resumeUnfinished()) ?? 0;
+    if (resumed > 0) log(`resumed ${resumed} unfinished turn(s)`);
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> =>
       (closing ??= (async () => {
         await admin?.close();
         await server?.close();
+        await loaded?.close();
         await database.close();
       })());
-    return { server, services, database, store, adminKey, close };
+    return { server, services, database, store, engine, adminKey, close };
   } catch (error) {
     await admin?.close();
     await server?.close();
+    await engine?.close();
     await database.close();
     throw error;
   }

@@ -38,6 +38,10 @@ export interface Config {
   engineProvider: "cpu" | "webgpu";
   /** onnxruntime intra-op threads (0 = onnxruntime's default). */
   engineThreads: number;
+  /** Run turns on the engine (ENGINE=off serves history and queues turns without running them). */
+  engineEnabled: boolean;
+  /** Jobs decoded together at most (continuous batching). */
+  engineBatch: number;
   /** Hide internals (messages of INTERNAL errors, stack traces) from clients. */
   production: boolean;
   /** Echo logs (the API key line is always printed). */
@@ -101,6 +105,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     modelDir: path.resolve(cwd, env.MODEL_DIR && env.MODEL_DIR !== "" ? env.MODEL_DIR : "models/unipic-tiny"),
     engineProvider: oneOf(env, "ENGINE_PROVIDER", ["cpu", "webgpu"] as const, "cpu"),
     engineThreads: intFrom(env, "ENGINE_THREADS", 0, 0, 256),
+    engineEnabled: oneOf(env, "ENGINE", ["on", "off"] as const, "on") === "on",
+    engineBatch: intFrom(env, "ENGINE_BATCH", 8, 1, 256),
     production: env.NODE_ENV === "production",
     logLevel: oneOf(env, "LOG_LEVEL", ["silent", "info", "debug"] as const, "info"),
     limits,

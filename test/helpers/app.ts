@@ -55,6 +55,8 @@ export async function startTestApp(env: Record<string, string> = {}, reuse?: { d
     HOST: "127.0.0.1",
     DATA_DIR: dataDir,
     LOG_LEVEL: "silent",
+    // API tests watch turns stay QUEUED; tests of live turns pass ENGINE: "on".
+    ENGINE: "off",
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });

@@ -1,0 +1,197 @@
+/**
+ * Runs assistant turns on the engine and streams them: the bridge between stored turns and
+ * engine jobs. Input images are decoded to the model's resolution here (center crop for edits,
+ * pad to square for understanding, spec 4.1 and 5), previews are encoded here, and every result
+ * is stored content-addressed with its lineage before the turn is marked COMPLETED.
+ * Restart safety: turns left QUEUED or RUNNING by a stopped server are run again from their
+ * stored seed and parameters (`resumeUnfinished`), which reproduces the same image.
+ */
+import { createHash } from "node:crypto";
+import { AppError, ErrorCode } from "../errors.js";
+import type { Engine, JobHandle } from "../engine/engine.js";
+import type { HistoryTurn, ImageParams, JobEvent, Preview } from "../engine/types.js";
+import { decodeToRgb, encodeRgb, toDataUrl } from "../images/index.js";
+import type { TurnRow } from "../store/index.js";
+import { publishTurnStatus, type PreviewPayload, type Services, type TurnRunner } from "./service.js";
+import { TurnEventKind } from "./types/enums.js";
+
+/** Earlier turns an understanding turn sees as chat history. */
+const HISTORY_TURNS = 8;
+const DEFAULT_PREVIEW_SIZE = 128;
+
+export class EngineRunner implements TurnRunner {
+  private readonly handles = new Map<string, JobHandle>();
+  private services: Services | null = null;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly log: (line: string) => void = () => undefined,
+  ) {}
+
+  /** The runner publishes through the services it serves (they are built with it). */
+  attach(services: Services): void {
+    this.services = services;
+  }
+
+  enqueue(turn: TurnRow): void {
+    void this.run(turn).catch((error: unknown) => this.log(`runner: turn ${turn.id}: ${(error as Error)?.stack ?? String(error)}`));
+  }
+
+  cancel(turnId: string): boolean {
+    const handle = this.handles.get(turnId);
+    handle?.cancel();
+    return handle !== undefined;
+  }
+
+  queuePosition(turnId: string): number | null {
+    const handle = this.handles.get(turnId);
+    return handle === undefined ? null : this.engine.queuePosition(handle.id);
+  }
+
+  /** Re-runs every turn a stopped server left QUEUED or RUNNING, oldest first. */
+  async resumeUnfinished(): Promise<number> {
+    const store = this.must().store;
+    const turns = await store.turns.unfinished();
+    for (const turn of turns) {
+      const row = turn.status === "RUNNING" ? await store.turns.setStatus(turn.id, "QUEUED") : turn;
+      if (row !== null) this.enqueue(row);
+    }
+    return turns.length;
+  }
+
+  private must(): Services {
+    if (this.services === null) throw new AppError(ErrorCode.INTERNAL, "runner used before attach()");
+    return this.services;
+  }
+
+  private async run(turn: TurnRow): Promise<void> {
+    const services = this.must();
+    const { store } = services;
+    let handle: JobHandle;
+    let ownerId: string;
+    let params: ImageParams | null = null;
+    try {
+      const owner = await store.turns.ownerOf(turn.id);
+      if (owner === null) return; // deleted meanwhile
+      ownerId = owner;
+      handle = await this.submit(turn, owner);
+    } catch (error) {
+      await this.end(turn, error);
+      return;
+    }
+    this.handles.set(turn.id, handle);
+    let text = "";
+    let current = turn;
+    try {
+      for await (const event of handle.events) {
+        if (event.type === "queued") {
+          services.turnHub.publish(turn.id, { kind: TurnEventKind.QUEUED, turn: current, queuePosition: event.position, etaMs: event.etaMs, coalesceKey: "queue" });
+        } else if (event.type === "started") {
+          current = (await store.turns.setStatus(turn.id, "RUNNING")) ?? current;
+          if (current.status === "RUNNING") publishTurnStatus(services, current);
+        } else if (event.type === "step") {
+          const preview = event.preview === null ? null : await this.encodePreview(event.preview, turn.params);
+          if (event.preview === null || preview !== null || event.preview.kind === "linear") {
+            services.turnHub.publish(turn.id, { kind: TurnEventKind.STEP, turn: current, step: event.index, totalSteps: event.total, preview, coalesceKey: "step" });
+          }
+        } else if (event.type === "token") {
+          text = event.text;
+          services.turnHub.publish(turn.id, { kind: TurnEventKind.TOKEN, turn: { ...current, text }, delta: event.delta, coalesceKey: "token" });
+        } else if (event.type === "done") {
+          if ("steps" in event.params) params = event.params;
+          await this.complete(turn, ownerId, event, params);
+        }
+      }
+    } catch (error) {
+      await this.end(turn, error);
+    } finally {
+      this.handles.delete(turn.id);
+    }
+  }
+
+  /** Builds the engine job for a turn from its stored kind, text, images, seed and params. */
+  private async submit(turn: TurnRow, ownerId: string): Promise<JobHandle> {
+    const { store } = this.must();
+    const p = turn.params as Record<string, unknown>;
+    const partial: Partial<ImageParams> = {
+      steps: p.steps as number | undefined,
+      cfg: p.cfg as number | undefined,
+      cfgSchedule: p.cfgSchedule as ImageParams["cfgSchedule"] | undefined,
+      temperature: p.temperature as number | undefined,
+      diffusionSteps: p.diffusionSteps as number | undefined,
+      resolution: p.resolution as number | undefined,
+      seed: turn.seed ?? undefined,
+      preview: (p.previewMethod as ImageParams["preview"] | undefined) ?? "linear",
+      previewEvery: p.previewEvery as number | undefined,
+    };
+    const opts = { user: ownerId };
+    if (turn.kind === "generate") return this.engine.submitGenerate(turn.text || (await this.userText(turn)), partial, opts);
+    const size = partial.resolution ?? this.engine.model.manifest.defaultResolution;
+    const source = await this.inputImage(turn, ownerId);
+    if (turn.kind === "edit") {
+      const rgb = await decodeToRgb(source.bytes, { size, fit: "crop" });
+      return this.engine.submitEdit({ rgb: rgb.rgb, width: rgb.width, height: rgb.height }, await this.userText(turn), partial, opts);
+    }
+    const rgb = await decodeToRgb(source.bytes, { size, fit: "pad", padColor: [127, 127, 127] });
+    return this.engine.submitUnderstand({ rgb: rgb.rgb, width: rgb.width, height: rgb.height }, await this.userText(turn), await this.history(turn), { maxTokens: p.maxTokens as number | undefined, resolution: size }, opts);
+  }
+
+  private async userText(turn: TurnRow): Promise<string> {
+    if (turn.replyTo === null) return turn.text;
+    return (await this.must().store.turns.getById(turn.replyTo))?.text ?? turn.text;
+  }
+
+  /** The message's first input image (attached, or the conversation's latest at send time). */
+  private async inputImage(turn: TurnRow, ownerId: string): Promise<{ id: string; bytes: Uint8Array }> {
+    const { store } = this.must();
+    const images = turn.replyTo === null ? [] : await store.turns.images(turn.replyTo);
+    const input = images.filter((i) => i.role === "input").sort((a, b) => a.ord - b.ord)[0];
+    const found = input === undefined ? null : await store.images.bytes(ownerId, input.image.id);
+    if (found === null) throw AppError.badInput("imageIds", "an image to work on", "none");
+    return { id: found.meta.id, bytes: found.bytes };
+  }
+
+  /** Earlier text of the conversation, oldest first, for understanding (the message itself excluded). */
+  private async history(turn: TurnRow): Promise<HistoryTurn[]> {
+    const { store } = this.must();
+    const before = turn.replyTo === null ? turn.position : turn.position - 1;
+    const page = await store.turns.page(turn.conversationId, { last: HISTORY_TURNS, before });
+    return page.items.filter((t) => t.text !== "" && t.status === "COMPLETED").map((t) => ({ role: t.role, text: t.text }));
+  }
+
+  private async encodePreview(preview: Preview, params: Record<string, unknown>): Promise<PreviewPayload | null> {
+    const every = typeof params.previewEvery === "number" ? params.previewEvery : 1;
+    if (preview.kind === "linear" && preview.step % every !== 0) return null;
+    const size = typeof params.previewSize === "number" ? params.previewSize : DEFAULT_PREVIEW_SIZE;
+    const png = await encodeRgb(preview.rgb, preview.width, preview.height, "png", { resizeTo: size });
+    return { step: preview.step, width: size, height: size, dataUrl: toDataUrl(png, "image/png"), url: null };
+  }
+
+  private async complete(turn: TurnRow, ownerId: string, event: Extract<JobEvent, { type: "done" }>, params: ImageParams | null): Promise<void> {
+    const services = this.must();
+    const { store } = services;
+    let text: string | undefined;
+    if (event.image !== null) {
+      const png = await encodeRgb(event.image.rgb, event.image.width, event.image.height, "png");
+      const id = createHash("sha256").update(png).digest("hex");
+      const source = turn.kind === "edit" ? await this.inputImage(turn, ownerId).catch(() => null) : null;
+      const lineage = { model: this.engine.model.manifest.name, kind: turn.kind, seed: params?.seed ?? turn.seed, params, turnId: turn.id, sourceImage: source?.id ?? null };
+      await store.images.put({ id, bytes: png, mime: "image/png", width: event.image.width, height: event.image.height, producingTurnId: turn.id, sourceImageId: source?.id ?? null, lineage });
+      await store.turns.attachImage(turn.id, id, "output", 0);
+    } else {
+      text = event.text ?? "";
+    }
+    const done = await store.turns.setStatus(turn.id, "COMPLETED", text === undefined ? {} : { text });
+    if (done !== null) publishTurnStatus(services, done);
+  }
+
+  /** Writes the final status of a turn that did not complete (never left QUEUED or RUNNING). */
+  private async end(turn: TurnRow, error: unknown): Promise<void> {
+    const services = this.must();
+    const app = error instanceof AppError ? error : new AppError(ErrorCode.JOB_FAILED, String((error as Error)?.message ?? error), { cause: error });
+    if (app.code === ErrorCode.INTERNAL || !(error instanceof AppError)) this.log(`runner: turn ${turn.id} failed: ${(error as Error)?.stack ?? String(error)}`);
+    const status = app.code === ErrorCode.CANCELLED ? "CANCELLED" : "FAILED";
+    const row = await services.store.turns.setStatus(turn.id, status, { errorCode: app.code, errorMessage: app.message }).catch(() => null);
+    if (row !== null) publishTurnStatus(services, row);
+  }
+}
