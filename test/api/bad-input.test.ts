@@ -46,7 +46,7 @@ function pngClaiming(width: number, height: number): Buffer {
 }
 
 async function upload(body: Buffer | string, contentType = "image/png"): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${t.url}/images`, { method: "POST", headers: { authorization: `Bearer ${t.adminKey}`, "content-type": contentType }, body });
+  const res = await fetch(`${t.url}/images`, { method: "POST", headers: { authorization: `Bearer ${t.adminKey}`, "content-type": contentType }, body: typeof body === "string" ? body : new Uint8Array(body) });
   return { status: res.status, body: await res.json() };
 }
 
