@@ -1,0 +1,80 @@
+/**
+ * Restart safety: a real server process is killed with SIGKILL in the middle of a generation;
+ * the next start runs the turn again from its stored seed and parameters, and it completes with
+ * the same image an uninterrupted run produces.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CREATE_CONVERSATION, SEND_MESSAGE, collect, gqlOk, wsClient } from "../helpers/app.js";
+import { freshPgDatabase, freshPgliteDataDir } from "../helpers/db.js";
+import { spawnServer } from "../helpers/process.js";
+
+const EVENTS = `subscription($id: ID!) { turnUpdated(id: $id) { kind step turn { status outputImages { sha256 } } } }`;
+const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+const PARAMS = { steps: 24, diffusionSteps: 25, seed: 1234 };
+
+let dataDir: string;
+let cleanup: () => Promise<void>;
+let databaseUrl: string | undefined;
+beforeAll(async () => {
+  if (process.env.DATABASE_URL) {
+    const db = await freshPgDatabase();
+    databaseUrl = db.url;
+    dataDir = await mkdtemp(path.join(os.tmpdir(), "unipic-kill-"));
+    cleanup = async () => {
+      await db.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    };
+  } else {
+    const fresh = await freshPgliteDataDir();
+    dataDir = fresh.dataDir;
+    cleanup = async () => fresh.remove();
+  }
+});
+afterAll(async () => {
+  await cleanup?.();
+});
+
+describe("kill -9 mid-generation", () => {
+  it("resumes the turn on the next start and produces the image it would have produced", async () => {
+    const env = { DATA_DIR: dataDir, ENGINE_THREADS: "1", ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };
+    const first = await spawnServer(env);
+    const key = first.apiKey;
+    try {
+      if (key === null) throw new Error("a fresh database prints the admin key");
+      const conv = (await gqlOk(first.url, key, CREATE_CONVERSATION, { title: "interrupted" })).createConversation.id;
+      const sent = await gqlOk(first.url, key, SEND_MESSAGE, { input: { conversationId: conv, text: "a red circle", task: "GENERATE", params: PARAMS } });
+      const turnId = sent.sendMessage.assistantTurn.id as string;
+      const client = wsClient(first.wsUrl, key);
+      // Wait until it is well under way, then kill the process without any chance to clean up.
+      await collect(client, EVENTS, { id: turnId }, (evs) => evs.some((e) => e.turnUpdated.kind === "STEP" && e.turnUpdated.step >= 2), undefined, 60_000);
+      first.child.kill("SIGKILL");
+      await first.exited;
+      await client.dispose().catch(() => undefined);
+
+      const second = await spawnServer(env);
+      try {
+        const client2 = wsClient(second.wsUrl, key);
+        const events = await collect(client2, EVENTS, { id: turnId }, (evs) => FINAL.has(evs.at(-1)?.turnUpdated.kind), undefined, 120_000);
+        await client2.dispose();
+        const resumed = events.at(-1)!.turnUpdated;
+        expect(resumed.kind).toBe("COMPLETED");
+
+        // The same message, uninterrupted, in another conversation.
+        const conv2 = (await gqlOk(second.url, key, CREATE_CONVERSATION, { title: "uninterrupted" })).createConversation.id;
+        const again = await gqlOk(second.url, key, SEND_MESSAGE, { input: { conversationId: conv2, text: "a red circle", task: "GENERATE", params: PARAMS } });
+        const client3 = wsClient(second.wsUrl, key);
+        const reference = await collect(client3, EVENTS, { id: again.sendMessage.assistantTurn.id }, (evs) => FINAL.has(evs.at(-1)?.turnUpdated.kind), undefined, 120_000);
+        await client3.dispose();
+        expect(resumed.turn.outputImages[0].sha256).toBe(reference.at(-1)!.turnUpdated.turn.outputImages[0].sha256);
+      } finally {
+        second.child.kill("SIGTERM");
+        await second.exited;
+      }
+    } finally {
+      if (first.child.exitCode === null && first.child.signalCode === null) first.child.kill("SIGKILL");
+    }
+  }, 300_000);
+});
