@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Engine, JobHandle } from "../engine/engine.js";
 import type { HistoryTurn, ImageParams, JobEvent, Preview } from "../engine/types.js";
-import { decodeToRgb, encodeRgb, toDataUrl } from "../images/index.js";
+import { decodeToRgb, encodePngSync, encodeRgb, toDataUrl } from "../images/index.js";
 import type { TurnRow } from "../store/index.js";
 import { publishTurnStatus, type PreviewPayload, type Services, type TurnRunner } from "./service.js";
 import { TurnEventKind } from "./types/enums.js";
@@ -90,9 +90,9 @@ export class EngineRunner implements TurnRunner {
           current = (await store.turns.setStatus(turn.id, "RUNNING")) ?? current;
           if (current.status === "RUNNING") publishTurnStatus(services, current);
         } else if (event.type === "step") {
-          const preview = event.preview === null ? null : await this.encodePreview(event.preview, turn.params);
+          const preview = event.preview === null ? null : this.encodePreview(event.preview, turn.params);
           if (event.preview === null || preview !== null || event.preview.kind === "linear") {
-            services.turnHub.publish(turn.id, { kind: TurnEventKind.STEP, turn: current, step: event.index, totalSteps: event.total, preview, coalesceKey: "step" });
+            services.turnHub.publish(turn.id, { kind: TurnEventKind.STEP, turn: current, step: event.index, totalSteps: event.total, preview, producedAt: event.at, coalesceKey: "step" });
           }
         } else if (event.type === "token") {
           text = event.text;
@@ -159,11 +159,12 @@ export class EngineRunner implements TurnRunner {
     return page.items.filter((t) => t.text !== "" && t.status === "COMPLETED").map((t) => ({ role: t.role, text: t.text }));
   }
 
-  private async encodePreview(preview: Preview, params: Record<string, unknown>): Promise<PreviewPayload | null> {
+  private encodePreview(preview: Preview, params: Record<string, unknown>): PreviewPayload | null {
     const every = typeof params.previewEvery === "number" ? params.previewEvery : 1;
     if (preview.kind === "linear" && preview.step % every !== 0) return null;
     const size = typeof params.previewSize === "number" ? params.previewSize : DEFAULT_PREVIEW_SIZE;
-    const png = await encodeRgb(preview.rgb, preview.width, preview.height, "png", { resizeTo: size });
+    // On the main thread: sharp would queue behind the engine on libuv's pool (see images/png.ts).
+    const png = encodePngSync(preview.rgb, preview.width, preview.height, size);
     return { step: preview.step, width: size, height: size, dataUrl: toDataUrl(png, "image/png"), url: null };
   }
 

@@ -28,6 +28,8 @@ export interface TurnHubEvent extends HubEvent {
   totalSteps?: number | null;
   preview?: PreviewPayload | null;
   delta?: string | null;
+  /** performance.now() when the engine finished the step (latency measurements). */
+  producedAt?: number;
 }
 
 export interface ConversationHubEvent extends HubEvent {

@@ -238,7 +238,7 @@ export class Engine {
     const total = work.plan.length;
     let preview = null;
     if (params.preview === "linear") preview = { ...work.linearPreview(), step: work.step, kind: "linear" as const };
-    job.channel.push({ type: "step", index: work.step, total, preview });
+    job.channel.push({ type: "step", index: work.step, total, preview, at: performance.now() });
     if (params.preview === "vae" && !work.done && !job.previewing && work.step % params.previewEvery === 0) {
       // Not awaited: the decode runs beside the next step and arrives when ready.
       job.previewing = true;
@@ -246,7 +246,7 @@ export class Engine {
       work.decode().then(
         (image) => {
           job.previewing = false;
-          if (!job.ended) job.channel.push({ type: "step", index: step, total, preview: { ...image, step, kind: "vae" } });
+          if (!job.ended) job.channel.push({ type: "step", index: step, total, preview: { ...image, step, kind: "vae" }, at: performance.now() });
         },
         () => (job.previewing = false),
       );

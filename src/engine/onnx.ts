@@ -80,12 +80,14 @@ export async function probeProvider(provider: Provider, modelBytes: Uint8Array):
 export async function loadGraph(name: string, file: string, options: SessionOptions): Promise<Graph> {
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(file, {
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: options.provider === "cpu" ? ["cpu"] : [options.provider, "cpu"],
-      intraOpNumThreads: options.threads > 0 ? options.threads : undefined,
       interOpNumThreads: 1,
       graphOptimizationLevel: "all",
-    });
+    };
+    // onnxruntime-node rejects an explicit undefined: leave the key out to get its default.
+    if (options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
+    session = await ort.InferenceSession.create(file, sessionOptions);
   } catch (error) {
     throw new AppError(ErrorCode.MODEL_INVALID, `${file}: cannot load the ${name} graph: ${(error as Error).message}`, { cause: error });
   }

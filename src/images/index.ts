@@ -24,3 +24,4 @@ export {
   type ImageMime,
 } from "./mime.js";
 export { describeBytes, sniffFormat } from "./sniff.js";
+export { encodePngSync } from "./png.js";

@@ -52,7 +52,7 @@ describe("kill -9 mid-generation", () => {
       await collect(client, EVENTS, { id: turnId }, (evs) => evs.some((e) => e.turnUpdated.kind === "STEP" && e.turnUpdated.step >= 2), undefined, 60_000);
       first.child.kill("SIGKILL");
       await first.exited;
-      await client.dispose().catch(() => undefined);
+      await Promise.resolve(client.dispose()).catch(() => undefined);
 
       const second = await spawnServer(env);
       try {
