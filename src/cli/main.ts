@@ -11,10 +11,16 @@ import { AppError, ErrorCode } from "../errors.js";
 import { createStore, openDatabase } from "../store/index.js";
 
 const USAGE = `usage: unipic <command>
-  serve                      start the server (same as npm start)
-  users add NAME             create a user; prints its API key on the last line
-  keys revoke KEY            revoke an API key
-environment: DATA_DIR, DATABASE_URL (see README.md)`;
+  serve                                   start the server (same as npm start)
+  users add NAME                          create a user; prints its API key on the last line
+  keys revoke KEY                         revoke an API key
+  generate PROMPT -o out.png              text to image  [--seed --steps --cfg --cfg-schedule --temperature --diffusion-steps --resolution]
+  edit IN.png INSTRUCTION -o out.png      edit an image  [same options]
+  understand IN.png QUESTION              answer a question about an image  [--max-tokens]
+  eval [--cases FILE] [--n 50] [--seeds 4] [--json]      ShapesEval by this engine
+  eval --geneval METADATA.jsonl --out DIR [--per-prompt 4]  generations in GenEval's layout
+  bench [--json] [--quick]                benchmarks, one JSON object a line
+environment: MODEL_DIR, ENGINE_PROVIDER, ENGINE_THREADS, DATA_DIR, DATABASE_URL (see README.md)`;
 
 /** Sends one request to a running server's admin socket; null when no server answers there. */
 function viaSocket(socketPath: string, request: AdminRequest): Promise<Record<string, unknown> | null> {
@@ -60,6 +66,12 @@ async function main(argv: string[]): Promise<number> {
     return -1; // keeps running
   }
   const config = loadConfig();
+  if (command === "generate" || command === "edit" || command === "understand") {
+    const { runEngineCommand } = await import("./engine.js");
+    return runEngineCommand(command, argv.slice(1), config);
+  }
+  if (command === "eval") return (await import("./eval.js")).runEval(argv.slice(1), config);
+  if (command === "bench") return (await import("./bench.js")).runBench(argv.slice(1), config);
   if (command === "users" && sub === "add" && rest.length >= 1) {
     const result = await admin(config, { op: "users.add", name: rest.join(" ") });
     const user = result.user as { id: string; name: string };

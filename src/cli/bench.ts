@@ -1,0 +1,194 @@
+/**
+ * `unipic bench [--json] [--quick] [--no-torch] [--server-only]`: one JSON object a line, `{"metric", "value", ...}`, each a
+ * median of several runs measured in this one process (the machines are noisy: compare ratios
+ * from one run). Engine: generate_ms, torch_reference_ms and speedup_vs_torch (when
+ * /usr/bin/python3 has torch), batch_speedup, preview_overhead, step_ms_p50/p99,
+ * first_preview_ms. Server: preview_latency_ms_p50/p99 (engine step finished -> a graphql-ws
+ * client on loopback has the preview, 50 subscribers) and turns_per_min (8 concurrent clients).
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "graphql-ws";
+import WebSocket from "ws";
+import { startApp } from "../app.js";
+import { loadConfig, type Config } from "../config.js";
+import type { Engine } from "../engine/engine.js";
+import type { ImageParams, JobEvent } from "../engine/types.js";
+import { loadEngine } from "./engine.js";
+import { parseArgs } from "./options.js";
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const percentile = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+const round = (x: number): number => Math.round(x * 100) / 100;
+
+async function timeJob(events: AsyncGenerator<JobEvent, void, undefined>): Promise<{ ms: number; firstPreviewMs: number | null }> {
+  const t0 = performance.now();
+  let firstPreviewMs: number | null = null;
+  for await (const e of events) if (e.type === "step" && e.preview !== null && firstPreviewMs === null) firstPreviewMs = performance.now() - t0;
+  return { ms: performance.now() - t0, firstPreviewMs };
+}
+
+async function engineMetrics(engine: Engine, runs: number, params: Partial<ImageParams>, emit: (m: Record<string, unknown>) => void): Promise<number> {
+  const prompt = "a red circle";
+  await timeJob(engine.generate(prompt, { ...params, seed: 0, preview: "none" })); // warm-up
+  engine.stepMs.length = 0;
+  const plain: number[] = [];
+  const withPreview: number[] = [];
+  const firstPreview: number[] = [];
+  // Interleaved, so slow phases of a noisy machine hit both sides alike.
+  for (let i = 0; i < runs; i++) {
+    plain.push((await timeJob(engine.generate(prompt, { ...params, seed: i, preview: "none" }))).ms);
+    const p = await timeJob(engine.generate(prompt, { ...params, seed: i, preview: "linear" }));
+    withPreview.push(p.ms);
+    if (p.firstPreviewMs !== null) firstPreview.push(p.firstPreviewMs);
+  }
+  const steps = [...engine.stepMs];
+  const generateMs = median(plain);
+  const resolved = engine.imageParams({ ...params, seed: 0 });
+  const shape = { steps: resolved.steps, diffusionSteps: resolved.diffusionSteps, cfg: resolved.cfg, resolution: resolved.resolution };
+  emit({ metric: "generate_ms", value: round(generateMs), runs, ...shape });
+  emit({ metric: "preview_overhead", value: round(median(withPreview) / generateMs), runs });
+  emit({ metric: "step_ms_p50", value: round(percentile(steps, 50)), steps: steps.length });
+  emit({ metric: "step_ms_p99", value: round(percentile(steps, 99)), steps: steps.length });
+  emit({ metric: "first_preview_ms", value: round(median(firstPreview)), runs });
+
+  const batch = 8;
+  const sequential: number[] = [];
+  const together: number[] = [];
+  for (let r = 0; r < Math.max(1, Math.floor(runs / 2)); r++) {
+    let t0 = performance.now();
+    for (let i = 0; i < batch; i++) await timeJob(engine.generate(prompt, { ...params, seed: i, preview: "none" }));
+    sequential.push(performance.now() - t0);
+    t0 = performance.now();
+    await Promise.all(Array.from({ length: batch }, (_, i) => timeJob(engine.generate(prompt, { ...params, seed: i, preview: "none" }))));
+    together.push(performance.now() - t0);
+  }
+  emit({ metric: "batch_speedup", value: round(median(sequential) / median(together)), jobs: batch, sequential_ms: round(median(sequential)), batched_ms: round(median(together)) });
+  return generateMs;
+}
+
+/** The toolkit's reference sampler on the same weights and parameters, when torch is installed. */
+function torchReference(engine: Engine, params: Partial<ImageParams>, runs: number): number | null {
+  const python = "/usr/bin/python3";
+  const models = fileURLToPath(new URL("../../models", import.meta.url));
+  const source = engine.model.manifest.source;
+  const seed = /random weights, seed (\d+)/.exec(source);
+  if (!existsSync(python) || seed === null) return null; // trained weights: no torch state dict to load here
+  const p = engine.imageParams({ ...params, seed: 0 });
+  const r = spawnSync(python, ["-m", "toolkit.bench", "--steps", String(p.steps), "--cfg", String(p.cfg), "--cfg-schedule", p.cfgSchedule, "--temperature", String(p.temperature), "--diffusion-steps", String(p.diffusionSteps), "--runs", String(runs), "--random-seed", seed[1]!], {
+    cwd: models,
+    env: { ...process.env, OPENBLAS_NUM_THREADS: "1" },
+    encoding: "utf8",
+  });
+  if (r.status !== 0) return null;
+  return (JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { value: number }).value;
+}
+
+async function serverMetrics(config: Config, quick: boolean, params: Partial<ImageParams>, emit: (m: Record<string, unknown>) => void): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "unipic-bench-"));
+  const app = await startApp({ ...config, port: 0, host: "127.0.0.1", dataDir: dir, databaseUrl: undefined, logLevel: "silent" });
+  try {
+    const key = app.adminKey ?? (await app.store.users.create("bench", { isAdmin: true })).apiKey;
+    const user = (await app.store.users.byApiKey(key))!;
+    // When the engine finished each step, as the runner hands it to the event hub.
+    const produced = new Map<string, number>();
+    const publish = app.services.turnHub.publish.bind(app.services.turnHub);
+    app.services.turnHub.publish = (topic, event) => {
+      if (event.producedAt !== undefined && event.step != null) produced.set(`${topic}:${event.step}`, event.producedAt);
+      publish(topic, event);
+    };
+    const conv = await app.store.conversations.create(user.id, "bench");
+    const send = async (): Promise<string> => {
+      const { assistant } = (await app.store.turns.sendMessage(user.id, conv.id, { text: "a red circle", task: "GENERATE", kind: "generate", params: { ...params, seed: 1 }, seed: 1, imageIds: [] }))!;
+      return assistant.id;
+    };
+    const query = `subscription($id: ID!) { turnUpdated(id: $id) { kind step preview { step dataUrl } } }`;
+    const { toGlobalId } = await import("../api/ids.js");
+    const subscribe = (client: ReturnType<typeof createClient>, turnId: string, onStep: (step: number) => void): Promise<void> =>
+      new Promise((resolve, reject) => {
+        client.subscribe<{ turnUpdated: { kind: string; step: number | null } }>(
+          { query, variables: { id: toGlobalId("Turn", turnId) } },
+          {
+            next: (r) => {
+              const e = r.data?.turnUpdated;
+              if (e?.kind === "STEP" && e.step !== null) onStep(e.step);
+              if (e && ["COMPLETED", "FAILED", "CANCELLED"].includes(e.kind)) resolve();
+            },
+            error: reject,
+            complete: resolve,
+          },
+        );
+      });
+    const newClient = () => createClient({ url: app.server.wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key}` }, retryAttempts: 0 });
+
+    // Preview latency with 50 subscribers on one turn. The turn is stored first and handed to
+    // the engine once every subscriber is listening, so every step is seen by all 50.
+    const subscribers = quick ? 10 : 50;
+    const latencies: number[] = [];
+    const clients = Array.from({ length: subscribers }, newClient);
+    const { assistant } = (await app.store.turns.sendMessage(user.id, conv.id, { text: "a red circle", task: "GENERATE", kind: "generate", params: { ...params, seed: 2 }, seed: 2, imageIds: [] }))!;
+    const runner = app.services.runner!;
+    const done = clients.map((c) => subscribe(c, assistant.id, (step) => {
+      const at = produced.get(`${assistant.id}:${step}`);
+      if (at !== undefined) latencies.push(performance.now() - at);
+    }));
+    await new Promise((r) => setTimeout(r, 500)); // subscriptions established
+    runner.enqueue(assistant);
+    await Promise.all(done);
+    emit({ metric: "preview_latency_ms_p50", value: round(percentile(latencies, 50)), subscribers, samples: latencies.length });
+    emit({ metric: "preview_latency_ms_p99", value: round(percentile(latencies, 99)), subscribers, samples: latencies.length });
+    await Promise.all(clients.map((c) => c.dispose()));
+
+    // Throughput: 8 clients, each sending its next turn when the last one completed.
+    const perClient = quick ? 1 : 3;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      const client = newClient();
+      for (let i = 0; i < perClient; i++) {
+        const id = await send();
+        const finished = subscribe(client, id, () => undefined);
+        await finished;
+      }
+      await client.dispose();
+    }));
+    const minutes = (performance.now() - t0) / 60_000;
+    emit({ metric: "turns_per_min", value: round((8 * perClient) / minutes), clients: 8, turns: 8 * perClient });
+  } finally {
+    await app.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export async function runBench(argv: string[], config: Config = loadConfig()): Promise<number> {
+  const p = parseArgs(argv, ["json", "quick", "no-torch", "server-only"]);
+  const quick = p.options.has("quick");
+  const json = p.options.has("json");
+  const emit = (m: Record<string, unknown>): void => console.log(json ? JSON.stringify(m) : `${String(m.metric).padEnd(24)} ${m.value}`);
+  const params: Partial<ImageParams> = quick ? { steps: 4, diffusionSteps: 5 } : {};
+  const runs = quick ? 2 : 5;
+  if (!p.options.has("server-only")) {
+    const engine = await loadEngine(config);
+    try {
+      const generateMs = await engineMetrics(engine, runs, params, emit);
+      const torchMs = p.options.has("no-torch") ? null : torchReference(engine, params, quick ? 1 : 3);
+      if (torchMs !== null) {
+        emit({ metric: "torch_reference_ms", value: round(torchMs) });
+        emit({ metric: "speedup_vs_torch", value: round(torchMs / generateMs) });
+      }
+    } finally {
+      await engine.close();
+    }
+  }
+  await serverMetrics(config, quick, params, emit);
+  return 0;
+}

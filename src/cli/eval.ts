@@ -1,0 +1,106 @@
+/**
+ * `unipic eval`: ShapesEval (shapes-world.md) run by this engine, with the TypeScript renderer
+ * and detector, printing the JSON summary; and `--geneval METADATA.jsonl --out DIR`, which writes
+ * generations in the folder layout GenEval's scorer reads (DIR/00000/metadata.jsonl,
+ * DIR/00000/samples/0000.png, ...), for the real weights.
+ */
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { Config } from "../config.js";
+import { AppError } from "../errors.js";
+import type { Engine } from "../engine/engine.js";
+import type { ImageParams, JobEvent, RgbTensor } from "../engine/types.js";
+import { encodeRgb } from "../images/index.js";
+import { generateCases, parseCases, type Case } from "../shapes/cases.js";
+import { detect } from "../shapes/detect.js";
+import { caseResult, scoreCase, summarize, type CaseResult } from "../shapes/score.js";
+import { render } from "../shapes/world.js";
+import { imageParamsFrom, loadEngine } from "./engine.js";
+import { numberOption, parseArgs, stringOption, type Parsed } from "./options.js";
+import { Progress } from "./progress.js";
+
+async function final(events: AsyncGenerator<JobEvent, void, undefined>): Promise<Extract<JobEvent, { type: "done" }>> {
+  for await (const e of events) if (e.type === "done") return e;
+  throw new Error("the job ended without a result");
+}
+
+/** Scores of one case: generation cases are sampled once per seed (GenEval samples 4). */
+async function runCase(engine: Engine, c: Case, seeds: number[], params: Partial<ImageParams>): Promise<number[]> {
+  const size = params.resolution ?? engine.model.manifest.defaultResolution;
+  const judge = (image: RgbTensor): ReturnType<typeof detect> => detect(image.rgb, image.width);
+  if (c.task === "generate") {
+    const images = await Promise.all(seeds.map((seed) => final(engine.generate(c.prompt, { ...params, seed }))));
+    return images.map((d) => scoreCase(c, judge(d.image!)));
+  }
+  const scene: RgbTensor = { rgb: render(c.scene, size), width: size, height: size };
+  if (c.task === "understand") {
+    const d = await final(engine.understand(scene, c.question, [], { resolution: size }));
+    return [scoreCase(c, d.text ?? "")];
+  }
+  const d = await final(engine.edit(scene, c.instruction, { ...params, seed: seeds[0] }));
+  return [scoreCase(c, judge(d.image!))];
+}
+
+/** Runs cases a few at a time, so the engine batches them. */
+export async function evaluate(engine: Engine, cases: Case[], opts: { seeds: number; params: Partial<ImageParams>; concurrency: number; progress?: Progress }): Promise<CaseResult[]> {
+  const results: CaseResult[] = new Array(cases.length);
+  let next = 0;
+  let done = 0;
+  const seeds = Array.from({ length: opts.seeds }, (_, i) => i);
+  const worker = async (): Promise<void> => {
+    while (next < cases.length) {
+      const i = next++;
+      results[i] = caseResult(cases[i]!, await runCase(engine, cases[i]!, seeds, opts.params));
+      opts.progress?.update(++done, cases.length);
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency }, worker));
+  return results;
+}
+
+async function geneval(engine: Engine, p: Parsed): Promise<number> {
+  const metadata = stringOption(p, "geneval")!;
+  const out = stringOption(p, "out");
+  if (out === undefined) throw AppError.badInput("--out", "a folder for the GenEval layout", "nothing");
+  const perPrompt = numberOption(p, "per-prompt", true) ?? 4;
+  const lines = (await readFile(metadata, "utf8")).split("\n").filter((l) => l.trim() !== "");
+  const bar = new Progress("geneval");
+  for (const [i, line] of lines.entries()) {
+    let meta: { prompt?: unknown };
+    try {
+      meta = JSON.parse(line) as { prompt?: unknown };
+    } catch {
+      throw AppError.badInput(`${metadata}:${i + 1}`, "a JSON object", line);
+    }
+    if (typeof meta.prompt !== "string") throw AppError.badInput(`${metadata}:${i + 1}.prompt`, "a string", meta.prompt);
+    const dir = path.join(out, String(i).padStart(5, "0"));
+    await mkdir(path.join(dir, "samples"), { recursive: true });
+    await writeFile(path.join(dir, "metadata.jsonl"), `${line.trim()}\n`);
+    for (let k = 0; k < perPrompt; k++) {
+      const d = await final(engine.generate(meta.prompt, { ...imageParamsFrom(p), seed: k }));
+      await writeFile(path.join(dir, "samples", `${String(k).padStart(4, "0")}.png`), await encodeRgb(d.image!.rgb, d.image!.width, d.image!.height, "png"));
+    }
+    bar.update(i + 1, lines.length);
+  }
+  bar.end();
+  console.log(`wrote ${lines.length} prompts x ${perPrompt} samples to ${out}`);
+  return 0;
+}
+
+export async function runEval(argv: string[], config: Config): Promise<number> {
+  const p = parseArgs(argv, ["json"]);
+  const engine = await loadEngine(config);
+  try {
+    if (p.options.has("geneval")) return await geneval(engine, p);
+    const file = stringOption(p, "cases");
+    const cases = file === undefined ? generateCases(numberOption(p, "n", true) ?? 50, numberOption(p, "case-seed", true) ?? Date.now() % 2 ** 31) : parseCases(await readFile(file, "utf8"), file);
+    const bar = new Progress("eval");
+    const results = await evaluate(engine, cases, { seeds: numberOption(p, "seeds", true) ?? 4, params: imageParamsFrom(p), concurrency: config.engineBatch, progress: bar });
+    bar.end();
+    const summary = summarize(results);
+    console.log(p.options.has("json") ? JSON.stringify(summary) : JSON.stringify(summary, null, 2));
+    return 0;
+  } finally {
+    await engine.close();
+  }
+}
