@@ -5,7 +5,6 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { readFile } from "node:fs/promises";
 import { ApolloServer, HeaderMap, type ApolloServerPlugin } from "@apollo/server";
 import { ApolloServerPluginDrainHttpServer } from "@apollo/server/plugin/drainHttpServer";
 import { ApolloServerPluginLandingPageDisabled } from "@apollo/server/plugin/disabled";
@@ -21,6 +20,7 @@ import { authenticateRequest, handleDownload, handleUpload, readBody, sendError,
 import { enforceOperationLimits } from "./limits.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createSchema } from "./schema.js";
+import { isWebPath, serveWeb } from "../web/serve.js";
 import type { Services } from "./service.js";
 
 export interface ServerOptions {
@@ -210,7 +210,7 @@ export async function startServer(options: ServerOptions, port: number, host: st
     if (path === "/readyz") {
       const db = await services.ping();
       const engine = options.ready?.() ?? true;
-      sendJson(res, db && engine ? 200 : 503, { status: db && engine ? "ready" : "not ready", database: db, engine });
+      sendJson(res, db && engine ? 200 : 503, { status: db && engine ? "ready" : "not ready", database: db, engine: engine ? "ready" : "not ready" });
       return "readyz";
     }
     if (path === "/metrics") {
@@ -227,11 +227,10 @@ export async function startServer(options: ServerOptions, port: number, host: st
       await handleDownload(req, res, services, user, decodeURIComponent(path.slice("/images/".length)));
       return "images_download";
     }
-    if (path === "/" && req.method === "GET") {
-      const html = await readFile(new URL("../web/index.html", import.meta.url));
-      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": html.length });
-      res.end(html);
-      return "web";
+    if ((req.method === "GET" || req.method === "HEAD") && isWebPath(path)) {
+      // The built web client (dist/web): /, /graphiql and /assets/*; 503 when not built.
+      if (await serveWeb(req, res, path)) return "web";
+      throw new AppError(ErrorCode.NOT_FOUND, `no route for ${req.method} ${path}`);
     }
     throw new AppError(ErrorCode.NOT_FOUND, `no route for ${req.method} ${path}`);
   }
