@@ -120,8 +120,8 @@ class MAR(nn.Module):
         buf = self.cfg.buffer_tokens
         B, W = x_enc.shape[0], x_enc.shape[2]
         x = self.decoder_embed(x_enc)
-        slots = torch.cat([torch.arange(buf, dtype=torch.int64)[None].expand(B, buf), vis_idx + buf], dim=1)
-        x = fill.scatter(1, slots[..., None].expand(B, slots.shape[1], W), x)  # [B,buf+L,W]
+        slots = torch.cat([torch.arange(buf, dtype=torch.int64, device=vis_idx.device)[None].expand(B, buf), vis_idx + buf], dim=1)
+        x = fill.scatter(1, slots[..., None].expand(B, slots.shape[1], W), x.to(fill.dtype))  # [B,buf+L,W]
         x = x + dec_pos
         for blk in self.decoder_blocks:
             x = blk(x)

@@ -28,7 +28,7 @@ class RMSNorm(nn.Module):
 
 def rope_cos_sin(position_ids, head_dim: int, theta: float):
     """position_ids [B, T] int64 -> cos, sin [B, 1, T, head_dim] (HF 'rotate_half' layout)."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim))
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=position_ids.device).float() / head_dim))
     freqs = position_ids.float()[..., None] * inv_freq  # [B, T, hd/2]
     emb = torch.cat([freqs, freqs], dim=-1)              # [B, T, hd]
     return emb.cos()[:, None], emb.sin()[:, None]
@@ -116,8 +116,9 @@ class Qwen2Model(nn.Module):
         k_pos = torch.arange(P + T, device=inputs_embeds.device)            # [S]
         causal = k_pos[None, :] <= q_pos[:, None]                           # [T,S]
         allowed = causal[None, None] & (attention_mask[:, None, None, :] > 0)  # [B,1,T,S]
-        bias = torch.where(allowed, torch.zeros((), dtype=inputs_embeds.dtype),
-                           torch.full((), NEG, dtype=inputs_embeds.dtype))
+        dev = inputs_embeds.device
+        bias = torch.where(allowed, torch.zeros((), dtype=inputs_embeds.dtype, device=dev),
+                           torch.full((), NEG, dtype=inputs_embeds.dtype, device=dev))
         cos, sin = rope_cos_sin(position_ids, self.cfg.llm_head_dim, self.cfg.rope_theta)
         x = inputs_embeds
         present = []
@@ -145,4 +146,4 @@ class Qwen2ForCausalLM(nn.Module):
         # folded Transpose would duplicate 151936 x 1536 floats in the 1.5B graph)
         # (torch 1.13 only picks Gemm for a 2D input *with* a bias, hence the zero bias)
         w = self.model.embed_tokens.weight
-        return F.linear(hidden, w, torch.zeros(w.shape[0], dtype=w.dtype))
+        return F.linear(hidden, w, torch.zeros(w.shape[0], dtype=w.dtype, device=w.device))

@@ -1,0 +1,70 @@
+"""MODEL_CARD figures from a training run: `python -m toolkit.card --eval shapes_eval.json --log log.jsonl`.
+
+Prints markdown (training facts from the trainer's log.jsonl, ShapesEval per category from
+evaluate.py --out) to paste into models/unipic-tiny/MODEL_CARD.md; nothing is invented: a figure
+missing from the inputs is printed as "n/a".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .shapes import GEN_CATEGORIES
+
+FLOOR = {"overall": 0.80, "category": 0.50, "understanding": 0.90, "editing": 0.70}
+
+
+def _f(x):
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def figures(eval_path: str | None, log_path: str | None) -> str:
+    lines = []
+    if log_path:
+        recs = [json.loads(x) for x in open(log_path) if x.strip()]
+        vae = [r for r in recs if r.get("stage") == "vae_done"]
+        tr = [r for r in recs if r.get("stage") == "train"]
+        evs = [r for r in recs if r.get("stage") == "eval"]
+        lines.append("## Training run (from log.jsonl)\n")
+        if vae:
+            v = vae[-1]
+            lines.append(f"- VAE: {v.get('steps')} steps, {v.get('minutes')} min; detector agreement of "
+                         f"reconstructions {_f(v.get('detector_agreement'))} on {v.get('n')} fresh scenes, "
+                         f"mean abs error {v.get('mae_uint8', 0):.2f}/255")
+        if tr:
+            last = tr[-1]
+            lines.append(f"- UniPic: {last['step']} steps, {last['elapsed_s'] / 60:.1f} min of training, "
+                         f"{last['s_per_step']:.3f} s/step; final losses gen {last.get('gen', 0):.4f}, "
+                         f"edit {last.get('edit', 0):.4f}, und {last.get('und', 0):.4f}")
+        if evs:
+            lines.append("\n| step | gen overall | understanding | editing |\n| ---: | ---: | ---: | ---: |")
+            for e in evs:
+                g = (e.get("generation") or {}).get("overall")
+                lines.append(f"| {e['step']} | {_f(g)} | {_f(e.get('understanding'))} | {_f(e.get('editing'))} |")
+        lines.append("")
+    if eval_path:
+        d = json.load(open(eval_path))
+        s = d.get("summary", d)
+        g = s.get("generation") or {}
+        lines.append(f"## ShapesEval ({s.get('cases')} cases, {d.get('seeds', '?')} seeds per prompt, "
+                     f"backend {d.get('backend', '?')}, sampling {json.dumps(d.get('sampling'))})\n")
+        lines.append("| metric | score | floor |\n| --- | ---: | ---: |")
+        for c in GEN_CATEGORIES:
+            lines.append(f"| generation / {c} | {_f(g.get(c))} | {FLOOR['category']:.2f} |")
+        lines.append(f"| **generation overall** | {_f(g.get('overall'))} | {FLOOR['overall']:.2f} |")
+        lines.append(f"| **understanding** (exact match) | {_f(s.get('understanding'))} | {FLOOR['understanding']:.2f} |")
+        lines.append(f"| **editing** | {_f(s.get('editing'))} | {FLOOR['editing']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m toolkit.card", description=__doc__.split("\n")[0])
+    ap.add_argument("--eval", help="evaluate.py --out file")
+    ap.add_argument("--log", help="trainer log.jsonl")
+    a = ap.parse_args(argv)
+    print(figures(a.eval, a.log), end="")
+
+
+if __name__ == "__main__":
+    main()

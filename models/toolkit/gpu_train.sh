@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# One-shot training of unipic-tiny on a lent GPU machine (H100 / H200, PyTorch + CUDA, no internet).
+#
+# Run from the repository root, as ONE device command (it ends well inside the 10-minute limit):
+#     bash models/toolkit/gpu_train.sh
+# Everything worth keeping lands in $OUT (<= 8 files, each < 16 MiB, so it all comes back):
+#     ema_fp16.pt          EMA weights of the whole UniPic (VAE included), fp16 (~13.5 MB)
+#     log.jsonl            trainer log (VAE stage, train losses, periodic ShapesEval, s/step)
+#     train.err            the progress bar / messages
+#     eval_curve.jsonl     periodic ShapesEval JSON lines (small fixed set, EMA weights)
+#     shapes_eval.json     ShapesEval of ema_fp16.pt at the issue's counts (50 prompts x 6 categories
+#                          x 4 seeds, 300 questions, 300 edits), manifest default sampling, + per case
+#     env.txt              GPU, torch version, timings
+#     vae.pt               the stage-A VAE alone (standardised), reusable with VAE_FROM=...
+#     figures.md           MODEL_CARD figures (toolkit.card: training facts + ShapesEval per category)
+# Then, back on the CPU machine (from models/):
+#     /usr/bin/python3 -m toolkit.train --out toolkit/runs/gpu --export-only \
+#         --weights /path/to/ema_fp16.pt --export unipic-tiny
+#     /usr/bin/python3 -m toolkit.fixtures --weights /path/to/ema_fp16.pt   # engine fixtures for the new weights
+# and copy the figures of shapes_eval.json into unipic-tiny/MODEL_CARD.md.
+#
+# Knobs (environment): TRAIN_MIN (stage B minutes, default 5.0), VAE_MIN (stage A, default 1.25),
+# EVAL_FULL (1: run the full ShapesEval, default 1), EVAL_ARGS (its counts), BATCHES ("256 192 128"),
+# LR (1e-3), DEVICE (cuda; cpu only to dry-run this script), WORKERS (data processes, default 12),
+# PREFLIGHT (1: ~30 s toy run of every code path first, default 1), TRAIN_ARGS (extra toolkit.train flags), VAE_FROM (a stage-A vae.pt to reuse), PYTHON,
+# INIT_FROM (an earlier run's ema_fp16.pt: continue training from it with a fresh optimizer / schedule
+# and fresh data; stage A is skipped, its VAE is reused). To get the file there, put it under the
+# git-ignored models/toolkit/runs/prev/ and name that folder in the device call's `carry`, e.g.
+#     carry ["models/toolkit/runs/prev"], command
+#     INIT_FROM=models/toolkit/runs/prev/ema_fp16.pt bash models/toolkit/gpu_train.sh
+set -uo pipefail
+T0=$(date +%s)
+OUT=${OUT:-/tmp/unipic-out}
+mkdir -p "$OUT"
+OUT=$(realpath "$OUT")
+[ -n "${INIT_FROM:-}" ] && INIT_FROM=$(realpath "$INIT_FROM")   # paths given relative to where we start
+[ -n "${VAE_FROM:-}" ] && VAE_FROM=$(realpath "$VAE_FROM")
+cd "$(dirname "$0")/.."                              # models/
+RUN=${RUN_DIR:-/tmp/unipic-run}
+PY=${PYTHON:-python3}
+TRAIN_MIN=${TRAIN_MIN:-5.0}
+VAE_MIN=${VAE_MIN:-1.25}
+EVAL_FULL=${EVAL_FULL:-1}
+EVAL_ARGS=${EVAL_ARGS:---n-per-category 50 --seeds 4 --questions 300 --edits 300}
+DEVICE=${DEVICE:-cuda}
+read -r BG BE BU <<<"${BATCHES:-256 192 128}"
+LR=${LR:-1e-3}
+mkdir -p "$OUT" "$RUN"
+# VAE_FROM=path/to/vae.pt (from an earlier run's $OUT) skips stage A
+if [ -n "${VAE_FROM:-}" ]; then cp "$VAE_FROM" "$RUN/vae.pt" || echo "WARNING: VAE_FROM=$VAE_FROM not copied, training stage A"; fi
+export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=4
+
+{
+  echo "start $(date -u +%FT%TZ)"
+  nvidia-smi -L 2>/dev/null || true
+  $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"
+  echo "TRAIN_MIN=$TRAIN_MIN VAE_MIN=$VAE_MIN batches=$BG/$BE/$BU lr=$LR"
+} > "$OUT/env.txt" 2>&1
+cat "$OUT/env.txt"
+
+# Preflight (~30 s): every code path of the run (VAE steps, standardisation, agreement, train steps,
+# periodic eval, checkpoint, resume, the evaluator) at toy sizes on this device, so a CUDA-only bug
+# stops the script now instead of minutes into the run.
+if [ "${PREFLIGHT:-1}" = 1 ]; then
+  PF=/tmp/unipic-preflight; rm -rf "$PF"
+  PFA="--out $PF --device $DEVICE --vae-steps 3 --vae-batch 8 --vae-stats-n 16 --vae-agree-n 4 --batch-gen 4
+       --batch-edit 3 --batch-und 2 --warmup 2 --eval-every 2 --eval-gen 1 --eval-und 2 --eval-edit 1
+       --eval-batch 8 --log-every 1 --no-export --workers 2"
+  # shellcheck disable=SC2086
+  if $PY -m toolkit.train $PFA --steps 4 --stop-after 2 >"$PF.log" 2>&1 \
+     && $PY -m toolkit.train $PFA --steps 4 --resume >>"$PF.log" 2>&1 \
+     && $PY -m toolkit.evaluate --weights "$PF/ema.pt" --device "$DEVICE" --n-per-category 1 --seeds 1 \
+          --questions 2 --edits 1 --json >>"$PF.log" 2>&1; then
+    echo "preflight ok after $(( $(date +%s) - T0 )) s" | tee -a "$OUT/env.txt"
+  else
+    tail -40 "$PF.log"; cp "$PF.log" "$OUT/preflight.log"
+    echo "PREFLIGHT FAILED (see preflight.log); nothing trained" | tee -a "$OUT/env.txt"; exit 1
+  fi
+fi
+
+# Stage A (VAE) + stage B (UniPic), EMA evaluated every 2000 steps on the small fixed set.
+$PY -m toolkit.train --out "$RUN" --device "$DEVICE" \
+    --vae-minutes "$VAE_MIN" --vae-steps 100000 --vae-batch 128 --vae-lr 1e-3 \
+    --minutes "$TRAIN_MIN" --reserve-minutes 0.25 \
+    --batch-gen "$BG" --batch-edit "$BE" --batch-und "$BU" --lr "$LR" --warmup 300 --ema 0.999 \
+    --eval-every 2000 --ckpt-minutes 2 --log-every 50 --no-export ${WORKERS:+--workers $WORKERS} \
+    ${INIT_FROM:+--init-from "$INIT_FROM" --seed $(( $(date +%s) % 100000 ))} ${TRAIN_ARGS:-} \
+    2> >(tee "$OUT/train.err" >&2) | tee "$OUT/eval_curve.jsonl"
+echo "train exit ${PIPESTATUS[0]} after $(( $(date +%s) - T0 )) s" | tee -a "$OUT/env.txt"
+cp "$RUN/log.jsonl" "$OUT/log.jsonl" 2>/dev/null
+cp "$RUN/vae.pt" "$OUT/vae.pt" 2>/dev/null    # stage A alone (fp32, ~4 MB): VAE_FROM for a later run
+
+# The shipped weights: EMA rounded to fp16 (what comes back and gets exported).
+$PY - "$RUN/ema.pt" "$OUT/ema_fp16.pt" <<'EOF'
+import sys, torch
+sd = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, sys.argv[2])
+print("ema_fp16.pt written", sum(v.numel() for v in sd.values()), "values")
+EOF
+
+# Full ShapesEval of exactly those weights (torch backend on the GPU, reference sampler), if time is left.
+LEFT=$(( 570 - ( $(date +%s) - T0 ) ))
+if [ "$EVAL_FULL" = 1 ] && [ "$LEFT" -gt 60 ]; then
+  # shellcheck disable=SC2086
+  timeout "$LEFT" $PY -m toolkit.evaluate --weights "$OUT/ema_fp16.pt" --device "$DEVICE" $EVAL_ARGS --batch 200 \
+      --out "$OUT/shapes_eval.json" --json | tee -a "$OUT/env.txt"
+else
+  echo "full eval skipped ($LEFT s left)" | tee -a "$OUT/env.txt"
+fi
+$PY -m toolkit.card --log "$OUT/log.jsonl" $( [ -f "$OUT/shapes_eval.json" ] && echo --eval "$OUT/shapes_eval.json" ) \
+    > "$OUT/figures.md" && cat "$OUT/figures.md"
+echo "done after $(( $(date +%s) - T0 )) s" | tee -a "$OUT/env.txt"
+ls -la "$OUT"

@@ -1,0 +1,216 @@
+"""Training pipeline (toolkit/train.py, vae_train.py) and ShapesEval runner (toolkit/evaluate.py).
+
+Uses a narrowed copy of the tiny config (same vocabulary, latent, grid and buffers; smaller widths
+and depths) so that the steps run in seconds on 2 shared cores.
+"""
+
+import json
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from toolkit import config as C
+from toolkit import shapes as S
+from toolkit import train as T
+from toolkit import vae_train as V
+from toolkit.evaluate import main as eval_main
+from toolkit.model import UniPic
+from toolkit.sampler import Runner
+
+MINI = C.TINY.replace(name="tiny-test", llm_hidden=64, llm_layers=1, llm_heads=2, llm_kv_heads=1,
+                      llm_head_dim=32, llm_mlp=128, mar_width=64, mar_heads=2, mar_enc_blocks=1,
+                      mar_dec_blocks=1, head_width=64, head_blocks=1, vae_ch=32, vae_ch_mult=(1, 1, 1, 1),
+                      sampling={"steps": 2, "cfg": 2.0, "cfgSchedule": "constant", "temperature": 1.0,
+                                "diffusionSteps": 2})
+
+
+@pytest.fixture(autouse=True)
+def _mini_config(monkeypatch):
+    monkeypatch.setitem(C.CONFIGS, "tiny-test", MINI)
+
+
+def _dims(bg=4, be=3, bu=3):
+    return {"size": 64, "L": 64, "img_tokens": 68, "cfg_drop": 0.1, "vocab_size": MINI.vocab_size,
+            "batch_gen": bg, "batch_edit": be, "batch_und": bu}
+
+
+def test_batch_is_a_function_of_seed_and_step():
+    a, b, c = T.make_batch((0, 5, _dims())), T.make_batch((0, 5, _dims())), T.make_batch((0, 6, _dims()))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    assert not np.array_equal(a["gen_img"], c["gen_img"])
+    # MAR masking: one ratio per batch in [0.7, 1], vis and pred partition 0..L-1 per row
+    n = a["gen_pred"].shape[1]
+    assert 0.7 * 64 <= n <= 64
+    for v, p in zip(a["gen_vis"], a["gen_pred"]):
+        assert sorted(list(v) + list(p)) == list(range(64))
+    # understanding labels: the last label of each row is <|im_end|>
+    tok, ids = T._tok(MINI.vocab_size)
+    rows, cols = a["und_rows"], a["und_cols"]
+    for r in range(3):
+        last = cols[rows == r].max()
+        assert a["und_ids"][r, last + 1] == ids["eos"]
+    # the <image> rows sit right after USER_PREFIX in every edit / understanding prompt (Objective.embed)
+    start = T.Objective(UniPic(MINI), "cpu").img_start
+    for k in ("edit_ids", "und_ids"):
+        assert (a[k][:, start:start + 68] == ids["image"]).all()
+        assert (a[k] == ids["image"]).sum() == 68 * a[k].shape[0]
+
+
+def test_training_prompts_match_the_sampler():
+    """The trainer's t2i prompt ids are exactly what sampler.Runner feeds the LLM."""
+    tok, ids = T._tok(MINI.vocab_size)
+    b = T.make_batch((3, 0, {**_dims(), "cfg_drop": 0.0}))
+    rng = random.Random("3:0")
+    prompt, _ = S.sample_generation(rng)
+    r = Runner(UniPic(MINI), tok)
+    pre = r.prefill(["<|im_start|>user\nGenerate an image: " + prompt + "<|im_end|>\n<|im_start|>assistant\n"])
+    n = int(pre["valid"][0])
+    assert b["gen_ids"][0, :n].tolist() == pre["ids"][0, :n].tolist()
+
+
+def _setup(seed=0):
+    torch.manual_seed(seed)
+    m = T.init_train(UniPic(MINI), seed)
+    for p in m.vae.parameters():
+        p.requires_grad_(False)
+    obj = T.Objective(m, "cpu", mul=2)
+    obj.ids = T._tok(MINI.vocab_size)[1]
+    return m, obj
+
+
+def test_few_steps_lower_the_loss():
+    m, obj = _setup()
+    b = T.to_device_batch(T.make_batch((0, 0, _dims())), torch.device("cpu"), m.vae, MINI.vae_scale)
+    opt = torch.optim.AdamW([p for _, p in T.trainable(m)], lr=2e-3, betas=(0.9, 0.95))
+    losses = []
+    for s in range(30):
+        L = obj.losses(b, T.step_generator(0, s % 3, "cpu"))  # the same 3 noise draws, cycled
+        loss = L["gen"] + L["edit"] + 0.5 * L["und"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    first, last = np.mean(losses[:6]), np.mean(losses[-6:])
+    assert last < 0.8 * first, (first, last, losses)
+
+
+def test_diffusion_loss_parts():
+    """MSE is ~1 for a zero-output head; the VLB term is finite and >= 0."""
+    dl = T.DiffusionLoss("cpu")
+    head = lambda x, t, c: torch.zeros(x.shape[0], 2 * x.shape[1])  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    loss, mse = dl(head, torch.zeros(500, 8), torch.randn(500, 16, generator=g), 2, g, T.contextlib.nullcontext)
+    assert 0.9 < float(mse) < 1.1
+    assert torch.isfinite(loss) and float(loss) >= float(mse)
+
+
+def test_vae_standardize_is_exact():
+    torch.manual_seed(0)
+    from toolkit.vae import AutoencoderKL
+    vae = AutoencoderKL(MINI).eval()
+    px = V.pixels(V.scene_batch(0, 0, 4, 64), "cpu")
+    with torch.no_grad():
+        before = vae.decode(vae.encode(px))
+        V.standardize(vae, 64, MINI.vae_scale, "cpu", n=16)
+        after = vae.decode(vae.encode(px))
+        mu, sd = V.latent_stats(vae, 64, "cpu", n=16)
+    assert torch.allclose(before, after, atol=1e-4)
+    assert float(mu.abs().max()) < 1e-3
+    assert torch.allclose(sd, torch.full_like(sd, 1 / MINI.vae_scale), rtol=1e-3)
+
+
+ARGS = ["--config", "tiny-test", "--vae-steps", "2", "--vae-batch", "4", "--vae-agree-n", "4",
+        "--vae-stats-n", "8", "--batch-gen", "3", "--batch-edit", "2", "--batch-und", "2", "--diff-mul", "2",
+        "--warmup", "2", "--log-every", "1", "--eval-every", "0", "--no-final-eval", "--no-export",
+        "--bf16", "off"]
+
+
+def _log(out):
+    with open(os.path.join(out, "log.jsonl")) as f:
+        return [json.loads(x) for x in f]
+
+
+def test_checkpoint_resume_is_exact(tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    T.main(["--out", a, "--steps", "5"] + ARGS)
+    os.makedirs(b)
+    os.link(os.path.join(a, "vae.pt"), os.path.join(b, "vae.pt"))  # share stage A
+    T.main(["--out", b, "--steps", "5", "--stop-after", "3"] + ARGS)
+    T.main(["--out", b, "--steps", "5", "--resume"] + ARGS)
+    la = {r["step"]: r["loss_step"] for r in _log(a) if r.get("stage") == "train"}
+    lb = {r["step"]: r["loss_step"] for r in _log(b) if r.get("stage") == "train"}
+    assert sorted(lb) == [1, 2, 3, 4, 5]
+    for s in (4, 5):  # the steps after the resume
+        assert la[s] == lb[s], (s, la[s], lb[s])
+    ea, eb = T.torch_load(os.path.join(a, "ema.pt")), T.torch_load(os.path.join(b, "ema.pt"))
+    assert all(torch.equal(ea[k], eb[k]) for k in ea)
+    vae_done = [r for r in _log(a) if r.get("stage") == "vae_done"][0]
+    assert 0.0 <= vae_done["detector_agreement"] <= 1.0
+
+
+def test_init_from_warm_start(tmp_path):
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    T.main(["--out", a, "--steps", "2"] + ARGS)
+    T.main(["--out", b, "--steps", "1", "--init-from", os.path.join(a, "ema.pt")] + ARGS)
+    va, vb = T.torch_load(os.path.join(a, "vae.pt"))["vae"], T.torch_load(os.path.join(b, "vae.pt"))["vae"]
+    assert all(torch.equal(va[k], vb[k]) for k in va)
+    assert not [r for r in _log(b) if r.get("stage") == "vae"]  # stage A skipped
+
+
+CASES = [
+    {"task": "generate", "category": "colors", "prompt": "a red circle",
+     "expect": {"objects": [{"shape": "circle", "color": "red"}]}},
+    {"task": "understand", "scene": [{"shape": "circle", "color": "red", "cx": 0.3, "cy": 0.45, "s": 0.12}],
+     "question": "what color is the circle?", "answer": "red"},
+    {"task": "edit", "scene": [{"shape": "square", "color": "blue", "cx": 0.6, "cy": 0.3, "s": 0.11}],
+     "instruction": "make the square green",
+     "expect": [{"shape": "square", "color": "green", "cx": 0.6, "cy": 0.3, "s": 0.11}]},
+]
+
+
+def _check_summary(text):
+    s = json.loads(text.strip().splitlines()[-1])
+    assert set(s) == {"generation", "understanding", "editing", "cases"}
+    assert s["cases"] == 3
+    assert set(s["generation"]) == set(S.GEN_CATEGORIES) | {"overall"}
+    assert s["generation"]["single_object"] is None and 0 <= s["generation"]["colors"] <= 1
+    assert 0 <= s["understanding"] <= 1 and 0 <= s["editing"] <= 1
+
+
+def test_evaluate_torch_end_to_end(tmp_path, capsys):
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(S.dumps_cases(CASES))
+    w = tmp_path / "w.pt"
+    torch.save(T.init_train(UniPic(MINI), 0).state_dict(), w)
+    eval_main(["--weights", str(w), "--config", "tiny-test", "--cases", str(cases), "--seeds", "2", "--json",
+               "--out", str(tmp_path / "r.json")])
+    _check_summary(capsys.readouterr().out)
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert len(r["results"]) == 3
+
+
+def test_evaluate_onnx_end_to_end(tiny_export, tmp_path, capsys):
+    from toolkit.ortnode import node_available
+    if not node_available():
+        pytest.skip("node / onnxruntime-node not available")
+    out, _ = tiny_export
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(S.dumps_cases(CASES))
+    eval_main(["--model-dir", out, "--cases", str(cases), "--seeds", "1", "--json",
+               "--sampling", json.dumps({"steps": 2, "diffusionSteps": 2})])
+    _check_summary(capsys.readouterr().out)
+
+
+def test_device_adapter_matches_plain_model():
+    """evaluate.DeviceModel (how CUDA models are evaluated) gives the same samples as the module."""
+    from toolkit.evaluate import DeviceModel, run_cases
+    m = T.init_train(UniPic(MINI), 1).eval()
+    tok = T._tok(MINI.vocab_size)[0]
+    a = run_cases(m, tok, CASES, seeds=1)[1]
+    b = run_cases(DeviceModel(m, "cpu"), tok, CASES, seeds=1)[1]
+    assert a == b
