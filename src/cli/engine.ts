@@ -68,7 +68,7 @@ export async function runEngineCommand(command: "generate" | "edit" | "understan
   try {
     if (command === "generate") {
       const prompt = required(p, 0, "PROMPT");
-      const out = stringOption(p, "o") ?? stringOption(p, "out") ?? "out.png";
+      const out = stringOption(p, "out") ?? "out.png";
       const done = await drive(engine.generate(prompt, imageParamsFrom(p)), "generate");
       await writePng(out, done.image!);
       console.log(`${out} (seed ${(done.params as ImageParams).seed})`);
@@ -81,7 +81,7 @@ export async function runEngineCommand(command: "generate" | "edit" | "understan
     if (command === "edit") {
       // Editing center-crops to a square (spec 4.1); understanding pads with grey 127 (spec 5).
       const rgb = await decodeToRgb(bytes, { size, fit: "crop" });
-      const out = stringOption(p, "o") ?? stringOption(p, "out") ?? "out.png";
+      const out = stringOption(p, "out") ?? "out.png";
       const done = await drive(engine.edit(rgb, text, imageParamsFrom(p)), "edit");
       await writePng(out, done.image!);
       console.log(`${out} (seed ${(done.params as ImageParams).seed})`);

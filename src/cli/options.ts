@@ -10,7 +10,8 @@ export function parseArgs(argv: string[], flags: readonly string[] = []): Parsed
   const positional: string[] = [];
   const options = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    let arg = argv[i]!;
+    if (arg === "-o") arg = "--out"; // the one short option, as in `generate ... -o out.png`
     if (!arg.startsWith("--")) {
       positional.push(arg);
       continue;
