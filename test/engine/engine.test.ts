@@ -147,3 +147,20 @@ describe("a dead session", () => {
     expect(() => doomed.submitGenerate("x", {})).toThrow(/stopped working/);
   });
 });
+
+describe("execution provider", () => {
+  it("falls back from webgpu to cpu with a logged reason when no adapter exists", async () => {
+    const lines: string[] = [];
+    const e = await Engine.load({ modelDir: MODEL_DIR, provider: "webgpu", threads: 1, maxQueue: 2, maxBatch: 1, log: (l) => lines.push(l) });
+    try {
+      // This machine (and CI) has no GPU adapter; on a GPU machine the provider stays webgpu.
+      if (e.model.provider === "cpu") expect(lines.join("\n")).toMatch(/webgpu is not available \(.+\); falling back to cpu/);
+      else expect(lines).toEqual([]);
+      const events = [];
+      for await (const ev of e.generate("a red circle", { steps: 2, diffusionSteps: 2, seed: 1 })) events.push(ev.type);
+      expect(events.at(-1)).toBe("done");
+    } finally {
+      await e.close();
+    }
+  });
+});
