@@ -14,6 +14,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
+import { sendMessage } from "../api/service.js";
+import { Task } from "../api/types/enums.js";
 import { startApp } from "../app.js";
 import { loadConfig, type Config } from "../config.js";
 import type { Engine } from "../engine/engine.js";
@@ -108,10 +110,8 @@ async function serverMetrics(config: Config, quick: boolean, params: Partial<Ima
       publish(topic, event);
     };
     const conv = await app.store.conversations.create(user.id, "bench");
-    const send = async (): Promise<string> => {
-      const { assistant } = (await app.store.turns.sendMessage(user.id, conv.id, { text: "a red circle", task: "GENERATE", kind: "generate", params: { ...params, seed: 1 }, seed: 1, imageIds: [] }))!;
-      return assistant.id;
-    };
+    // As sendMessage does: store the turn, then hand it to the engine.
+    const send = async (): Promise<string> => (await sendMessage(app.services, user, { conversationId: conv.id, text: "a red circle", imageIds: [], task: Task.GENERATE, params: { steps: params.steps, diffusionSteps: params.diffusionSteps, seed: 1 } })).assistant.id;
     const query = `subscription($id: ID!) { turnUpdated(id: $id) { kind step preview { step dataUrl } } }`;
     const { toGlobalId } = await import("../api/ids.js");
     const subscribe = (client: ReturnType<typeof createClient>, turnId: string, onStep: (step: number) => void): Promise<void> =>

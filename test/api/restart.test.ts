@@ -1,25 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import sharp from "sharp";
 import { CREATE_CONVERSATION, SEND_MESSAGE, gqlOk, startTestApp } from "../helpers/app.js";
-import { freshPgDatabase } from "../helpers/db.js";
+import { freshLocation, type DataLocation } from "../helpers/db.js";
 
-let dir: string;
-let pgDb: { url: string; drop(): Promise<void> } | undefined;
+let where: DataLocation;
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), "unipic-restart-"));
-  if (process.env.DATABASE_URL) pgDb = await freshPgDatabase();
+  where = await freshLocation();
 });
 afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-  await pgDb?.drop();
+  await where?.cleanup();
 });
 
 describe("restart", () => {
   it(`keeps users, conversations, turns and images (${process.env.DATABASE_URL ? "PostgreSQL" : "PGlite data dir"})`, async () => {
-    const first = await startTestApp({}, { dataDir: dir, databaseUrl: pgDb?.url });
+    const first = await startTestApp({}, where);
     const key = await first.newUser("survivor");
     const conv = (await gqlOk(first.url, key, CREATE_CONVERSATION, { title: "before restart" })).createConversation.id;
     const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 240, g: 200, b: 30 } } }).png().toBuffer();
@@ -27,7 +21,7 @@ describe("restart", () => {
     await gqlOk(first.url, key, SEND_MESSAGE, { input: { conversationId: conv, text: "what color is it?", imageIds: [uploaded.id] } });
     await first.close();
 
-    const second = await startTestApp({}, { dataDir: dir, databaseUrl: pgDb?.url });
+    const second = await startTestApp({}, where);
     try {
       const data = await gqlOk(second.url, key, `query($id: ID!) { conversation(id: $id) { title turns { nodes { role text status kind inputImages { sha256 } } } } }`, { id: conv });
       expect(data.conversation.title).toBe("before restart");

@@ -75,7 +75,7 @@ describe("unipic engine commands", () => {
   }, 120_000);
 
   it("bench prints one JSON object per metric", async () => {
-    const r = await runCli(["bench", "--json", "--quick", "--no-torch"], env);
+    const r = await runCli(["bench", "--json", "--quick", "--no-torch"], env, 580_000);
     expect(r.code, r.stderr).toBe(0);
     const metrics = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { metric: string; value: number });
     expect(metrics.map((m) => m.metric)).toEqual([

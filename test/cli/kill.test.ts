@@ -3,43 +3,26 @@
  * the next start runs the turn again from its stored seed and parameters, and it completes with
  * the same image an uninterrupted run produces.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CREATE_CONVERSATION, SEND_MESSAGE, collect, gqlOk, wsClient } from "../helpers/app.js";
-import { freshPgDatabase, freshPgliteDataDir } from "../helpers/db.js";
+import { freshLocation, type DataLocation } from "../helpers/db.js";
 import { spawnServer } from "../helpers/process.js";
 
 const EVENTS = `subscription($id: ID!) { turnUpdated(id: $id) { kind step turn { status outputImages { sha256 } } } }`;
 const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const PARAMS = { steps: 24, diffusionSteps: 25, seed: 1234 };
 
-let dataDir: string;
-let cleanup: () => Promise<void>;
-let databaseUrl: string | undefined;
+let where: DataLocation;
 beforeAll(async () => {
-  if (process.env.DATABASE_URL) {
-    const db = await freshPgDatabase();
-    databaseUrl = db.url;
-    dataDir = await mkdtemp(path.join(os.tmpdir(), "unipic-kill-"));
-    cleanup = async () => {
-      await db.drop();
-      await rm(dataDir, { recursive: true, force: true });
-    };
-  } else {
-    const fresh = await freshPgliteDataDir();
-    dataDir = fresh.dataDir;
-    cleanup = async () => fresh.remove();
-  }
+  where = await freshLocation();
 });
 afterAll(async () => {
-  await cleanup?.();
+  await where?.cleanup();
 });
 
 describe("kill -9 mid-generation", () => {
   it("resumes the turn on the next start and produces the image it would have produced", async () => {
-    const env = { DATA_DIR: dataDir, ENGINE_THREADS: "1", ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}) };
+    const env = { ...where.env, ENGINE_THREADS: "1" };
     const first = await spawnServer(env);
     const key = first.apiKey;
     try {

@@ -3,26 +3,20 @@
  * the CLI works with the server running (through its admin socket) and stopped (directly);
  * SIGTERM closes WebSockets with 1001 and exits 0; data survives a restart.
  */
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gql, gqlOk } from "../helpers/app.js";
-import { freshPgDatabase } from "../helpers/db.js";
+import { freshLocation, type DataLocation } from "../helpers/db.js";
 import { runCli, spawnServer } from "../helpers/process.js";
 
-let dataDir: string;
-let pgDb: { url: string; drop(): Promise<void> } | undefined;
-const env = (): Record<string, string> => ({ DATA_DIR: dataDir, ...(pgDb ? { DATABASE_URL: pgDb.url } : {}) });
+let where: DataLocation;
+const env = (): Record<string, string> => where.env;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(path.join(os.tmpdir(), "unipic-cli-"));
-  if (process.env.DATABASE_URL) pgDb = await freshPgDatabase();
+  where = await freshLocation();
 });
 afterAll(async () => {
-  await rm(dataDir, { recursive: true, force: true });
-  await pgDb?.drop();
+  await where?.cleanup();
 });
 
 function lastLine(text: string): string {

@@ -3,14 +3,11 @@
  * PostgreSQL when DATABASE_URL is set, and gives tests small clients for it.
  */
 import "reflect-metadata";
-import { mkdtemp, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
 import { createClient, type Client } from "graphql-ws";
 import WebSocket from "ws";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
-import { freshPgDatabase, freshPgliteDataDir } from "./db.js";
+import { freshLocation } from "./db.js";
 
 export interface TestApp {
   app: App;
@@ -37,18 +34,10 @@ export async function startTestApp(env: Record<string, string> = {}, reuse?: { d
   if (reuse !== undefined) {
     dataDir = reuse.dataDir;
     databaseUrl = reuse.databaseUrl;
-  } else if (process.env.DATABASE_URL) {
-    dataDir = await mkdtemp(path.join(os.tmpdir(), "unipic-test-"));
-    const fresh = await freshPgDatabase();
-    databaseUrl = fresh.url;
-    cleanup = async () => {
-      await fresh.drop();
-      await rm(dataDir, { recursive: true, force: true });
-    };
   } else {
-    const fresh = await freshPgliteDataDir();
-    dataDir = fresh.dataDir;
-    cleanup = async () => fresh.remove();
+    const fresh = await freshLocation();
+    ({ dataDir, databaseUrl } = fresh);
+    cleanup = fresh.cleanup;
   }
   const config = loadConfig({
     PORT: "0",

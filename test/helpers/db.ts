@@ -155,3 +155,30 @@ export function fakeImage(seed: string, size = 64) {
   bytes[size - 1] = 255;
   return bytes;
 }
+
+/** Where a test server keeps its data: a fresh PGlite copy, or a fresh database beside DATABASE_URL's. */
+export interface DataLocation {
+  dataDir: string;
+  databaseUrl?: string;
+  /** DATA_DIR (and DATABASE_URL) for a server process. */
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+export async function freshLocation(): Promise<DataLocation> {
+  if (adminUrl) {
+    const db = await freshPgDatabase();
+    const dataDir = mkdtempSync(path.join(tmpdir(), "unipic-test-"));
+    return {
+      dataDir,
+      databaseUrl: db.url,
+      env: { DATA_DIR: dataDir, DATABASE_URL: db.url },
+      cleanup: async () => {
+        await db.drop();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  }
+  const fresh = await freshPgliteDataDir();
+  return { dataDir: fresh.dataDir, env: { DATA_DIR: fresh.dataDir }, cleanup: async () => fresh.remove() };
+}
