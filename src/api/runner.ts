@@ -8,7 +8,8 @@
  */
 import { createHash } from "node:crypto";
 import { AppError, ErrorCode } from "../errors.js";
-import type { Engine, JobHandle } from "../engine/engine.js";
+import type { JobHandle } from "../engine/engine.js";
+import type { EngineClient } from "../engine/remote.js";
 import type { HistoryTurn, ImageParams, JobEvent, Preview } from "../engine/types.js";
 import { decodeToRgb, encodePngSync, encodeRgb, toDataUrl } from "../images/index.js";
 import type { TurnRow } from "../store/index.js";
@@ -21,10 +22,12 @@ const DEFAULT_PREVIEW_SIZE = 128;
 
 export class EngineRunner implements TurnRunner {
   private readonly handles = new Map<string, JobHandle>();
+  /** Turns cancelled while their job still runs: their late progress events are not published. */
+  private readonly stopped = new Set<string>();
   private services: Services | null = null;
 
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: EngineClient,
     private readonly log: (line: string) => void = () => undefined,
   ) {}
 
@@ -39,6 +42,7 @@ export class EngineRunner implements TurnRunner {
 
   cancel(turnId: string): boolean {
     const handle = this.handles.get(turnId);
+    if (handle !== undefined) this.stopped.add(turnId);
     handle?.cancel();
     return handle !== undefined;
   }
@@ -84,6 +88,8 @@ export class EngineRunner implements TurnRunner {
     let current = turn;
     try {
       for await (const event of handle.events) {
+        // A step the engine finished after cancelTurn must not follow the CANCELLED event.
+        if (this.stopped.has(turn.id)) continue;
         if (event.type === "queued") {
           services.turnHub.publish(turn.id, { kind: TurnEventKind.QUEUED, turn: current, queuePosition: event.position, etaMs: event.etaMs, coalesceKey: "queue" });
         } else if (event.type === "started") {
@@ -106,6 +112,7 @@ export class EngineRunner implements TurnRunner {
       await this.end(turn, error);
     } finally {
       this.handles.delete(turn.id);
+      this.stopped.delete(turn.id);
     }
   }
 
@@ -126,7 +133,7 @@ export class EngineRunner implements TurnRunner {
     };
     const opts = { user: ownerId };
     if (turn.kind === "generate") return this.engine.submitGenerate(turn.text || (await this.userText(turn)), partial, opts);
-    const size = partial.resolution ?? this.engine.model.manifest.defaultResolution;
+    const size = partial.resolution ?? this.engine.manifest.defaultResolution;
     const source = await this.inputImage(turn, ownerId);
     if (turn.kind === "edit") {
       const rgb = await decodeToRgb(source.bytes, { size, fit: "crop" });
@@ -176,7 +183,7 @@ export class EngineRunner implements TurnRunner {
       const png = await encodeRgb(event.image.rgb, event.image.width, event.image.height, "png");
       const id = createHash("sha256").update(png).digest("hex");
       const source = turn.kind === "edit" ? await this.inputImage(turn, ownerId).catch(() => null) : null;
-      const lineage = { model: this.engine.model.manifest.name, kind: turn.kind, seed: params?.seed ?? turn.seed, params, turnId: turn.id, sourceImage: source?.id ?? null };
+      const lineage = { model: this.engine.manifest.name, kind: turn.kind, seed: params?.seed ?? turn.seed, params, turnId: turn.id, sourceImage: source?.id ?? null };
       await store.images.put({ id, bytes: png, mime: "image/png", width: event.image.width, height: event.image.height, producingTurnId: turn.id, sourceImageId: source?.id ?? null, lineage });
       await store.turns.attachImage(turn.id, id, "output", 0);
     } else {

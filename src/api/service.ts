@@ -28,7 +28,7 @@ export interface TurnHubEvent extends HubEvent {
   totalSteps?: number | null;
   preview?: PreviewPayload | null;
   delta?: string | null;
-  /** performance.now() when the engine finished the step (latency measurements). */
+  /** When the engine finished the step, ms since the epoch (latency measurements). */
   producedAt?: number;
 }
 

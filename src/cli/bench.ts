@@ -112,17 +112,18 @@ async function serverMetrics(config: Config, quick: boolean, params: Partial<Ima
     const conv = await app.store.conversations.create(user.id, "bench");
     // As sendMessage does: store the turn, then hand it to the engine.
     const send = async (): Promise<string> => (await sendMessage(app.services, user, { conversationId: conv.id, text: "a red circle", imageIds: [], task: Task.GENERATE, params: { steps: params.steps, diffusionSteps: params.diffusionSteps, seed: 1 } })).assistant.id;
-    const query = `subscription($id: ID!) { turnUpdated(id: $id) { kind step preview { step dataUrl } } }`;
+    const query = `subscription($id: ID!) { turnUpdated(id: $id) { kind step preview { step dataUrl } turn { status } } }`;
     const { toGlobalId } = await import("../api/ids.js");
     const subscribe = (client: ReturnType<typeof createClient>, turnId: string, onStep: (step: number) => void): Promise<void> =>
       new Promise((resolve, reject) => {
-        client.subscribe<{ turnUpdated: { kind: string; step: number | null } }>(
+        client.subscribe<{ turnUpdated: { kind: string; step: number | null; turn: { status: string } } }>(
           { query, variables: { id: toGlobalId("Turn", turnId) } },
           {
             next: (r) => {
               const e = r.data?.turnUpdated;
               if (e?.kind === "STEP" && e.step !== null) onStep(e.step);
-              if (e && ["COMPLETED", "FAILED", "CANCELLED"].includes(e.kind)) resolve();
+              // The turn may have finished before this subscriber came: its snapshot is then final.
+              if (e && ["COMPLETED", "FAILED", "CANCELLED"].includes(e.turn.status)) resolve();
             },
             error: reject,
             complete: resolve,
@@ -140,7 +141,7 @@ async function serverMetrics(config: Config, quick: boolean, params: Partial<Ima
     const runner = app.services.runner!;
     const done = clients.map((c) => subscribe(c, assistant.id, (step) => {
       const at = produced.get(`${assistant.id}:${step}`);
-      if (at !== undefined) latencies.push(performance.now() - at);
+      if (at !== undefined) latencies.push(performance.timeOrigin + performance.now() - at);
     }));
     await new Promise((r) => setTimeout(r, 500)); // subscriptions established
     runner.enqueue(assistant);

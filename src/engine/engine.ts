@@ -10,6 +10,7 @@ import { AppError, ErrorCode } from "../errors.js";
 import { runIteration } from "./batch.js";
 import { Channel } from "./channel.js";
 import { ImageJob } from "./image-job.js";
+import type { Manifest } from "./manifest.js";
 import { Model, type ModelOptions } from "./model.js";
 import { JobQueue, type Queued } from "./queue.js";
 import { seededDraws, type DrawSource } from "./rng.js";
@@ -70,12 +71,16 @@ export class Engine {
     return this.dead === null && !this.closed;
   }
 
+  get manifest(): Manifest {
+    return this.model.manifest;
+  }
+
   imageParams(partial: Partial<ImageParams>): ImageParams {
-    return resolveImageParams(this.model, partial);
+    return resolveImageParams(this.model.manifest, partial);
   }
 
   understandParams(partial: Partial<UnderstandParams>): UnderstandParams {
-    return resolveUnderstandParams(this.model, partial);
+    return resolveUnderstandParams(this.model.manifest, partial);
   }
 
   submitGenerate(prompt: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}, draws?: DrawSource): JobHandle {
@@ -238,7 +243,7 @@ export class Engine {
     const total = work.plan.length;
     let preview = null;
     if (params.preview === "linear") preview = { ...work.linearPreview(), step: work.step, kind: "linear" as const };
-    job.channel.push({ type: "step", index: work.step, total, preview, at: performance.now() });
+    job.channel.push({ type: "step", index: work.step, total, preview, at: performance.timeOrigin + performance.now() });
     if (params.preview === "vae" && !work.done && !job.previewing && work.step % params.previewEvery === 0) {
       // Not awaited: the decode runs beside the next step and arrives when ready.
       job.previewing = true;
@@ -246,7 +251,7 @@ export class Engine {
       work.decode().then(
         (image) => {
           job.previewing = false;
-          if (!job.ended) job.channel.push({ type: "step", index: step, total, preview: { ...image, step, kind: "vae" }, at: performance.now() });
+          if (!job.ended) job.channel.push({ type: "step", index: step, total, preview: { ...image, step, kind: "vae" }, at: performance.timeOrigin + performance.now() });
         },
         () => (job.previewing = false),
       );

@@ -3,7 +3,7 @@
  * this model supports. Errors name the field, what was expected and what came.
  */
 import { AppError } from "../errors.js";
-import type { Model } from "./model.js";
+import type { Manifest, ResolutionSpec } from "./manifest.js";
 import type { ImageParams, UnderstandParams } from "./types.js";
 
 function int(field: string, value: number, min: number, max: number): number {
@@ -16,11 +16,17 @@ function num(field: string, value: number, min: number, max: number): number {
   return value;
 }
 
-export function resolveImageParams(model: Model, p: Partial<ImageParams>): ImageParams {
-  const m = model.manifest;
+/** The manifest's spec for a resolution; BAD_INPUT naming the supported sizes otherwise. */
+export function resolutionSpec(m: Manifest, size: number): ResolutionSpec {
+  const res = m.resolutions.find((r) => r.size === size);
+  if (res === undefined) throw AppError.badInput("params.resolution", `one of ${m.resolutions.map((r) => r.size).join(", ")}`, size);
+  return res;
+}
+
+export function resolveImageParams(m: Manifest, p: Partial<ImageParams>): ImageParams {
   const d = m.sampling;
   const resolution = p.resolution ?? m.defaultResolution;
-  const res = model.resolution(resolution); // BAD_INPUT naming the supported sizes
+  const res = { spec: resolutionSpec(m, resolution) };
   const cfgSchedule = p.cfgSchedule ?? d.cfgSchedule;
   if (cfgSchedule !== "constant" && cfgSchedule !== "linear") throw AppError.badInput("params.cfgSchedule", '"constant" or "linear"', cfgSchedule);
   const preview = p.preview ?? "linear";
@@ -39,8 +45,8 @@ export function resolveImageParams(model: Model, p: Partial<ImageParams>): Image
   };
 }
 
-export function resolveUnderstandParams(model: Model, p: Partial<UnderstandParams>): UnderstandParams {
-  const resolution = p.resolution ?? model.manifest.defaultResolution;
-  model.resolution(resolution);
-  return { maxTokens: int("maxTokens", p.maxTokens ?? model.manifest.maxNewTokens, 1, 4096), resolution };
+export function resolveUnderstandParams(m: Manifest, p: Partial<UnderstandParams>): UnderstandParams {
+  const resolution = p.resolution ?? m.defaultResolution;
+  resolutionSpec(m, resolution);
+  return { maxTokens: int("maxTokens", p.maxTokens ?? m.maxNewTokens, 1, 4096), resolution };
 }

@@ -46,7 +46,7 @@ export interface HistoryTurn {
 export type JobEvent =
   | { type: "queued"; position: number; etaMs: number | null }
   | { type: "started" }
-  | { type: "step"; index: number; total: number; preview: Preview | null; /** performance.now() when the step finished. */ at: number }
+  | { type: "step"; index: number; total: number; preview: Preview | null; /** When the step finished, ms since the epoch (performance.timeOrigin + now: comparable across threads). */ at: number }
   | { type: "token"; delta: string; text: string }
   | { type: "done"; image: RgbTensor | null; text: string | null; latents: Float32Array | null; params: ImageParams | UnderstandParams };
 

@@ -135,7 +135,7 @@ export function collect<T = Record<string, any>>(
           if (until(events)) {
             clearTimeout(timer);
             dispose();
-            resolve(events);
+            resolve([...events]); // a copy: events still in flight must not change the result
           }
         },
         error: (error) => {
@@ -144,11 +144,17 @@ export function collect<T = Record<string, any>>(
         },
         complete: () => {
           clearTimeout(timer);
-          resolve(events);
+          resolve([...events]);
         },
       },
     );
   });
+}
+
+/** Is this turnUpdated event the last one? A SNAPSHOT of a finished turn is final too. */
+export function isFinalTurnEvent(event: { kind: string; turn?: { status?: string } } | undefined): boolean {
+  const FINAL = ["COMPLETED", "FAILED", "CANCELLED"];
+  return event !== undefined && (FINAL.includes(event.kind) || (event.kind === "SNAPSHOT" && FINAL.includes(event.turn?.status ?? "")));
 }
 
 export const CREATE_CONVERSATION = `mutation($title: String) { createConversation(input: { title: $title }) { id title } }`;

@@ -1,0 +1,155 @@
+/**
+ * The engine as the server uses it: in a worker thread (worker.ts), so model steps never block
+ * the event loop that serves HTTP, WebSockets and previews. The same submit/cancel/queue surface
+ * as Engine; parameters and queue capacity are checked here, so bad input and QUEUE_FULL still
+ * fail at once.
+ */
+import { randomUUID } from "node:crypto";
+import { Worker } from "node:worker_threads";
+import { AppError, ErrorCode } from "../errors.js";
+import { Channel } from "./channel.js";
+import type { EngineOptions, JobHandle } from "./engine.js";
+import { loadManifest, type Manifest } from "./manifest.js";
+import { resolveImageParams, resolveUnderstandParams } from "./params.js";
+import type { FromWorker, SubmitRequest, ToWorker, WorkerData } from "./protocol.js";
+import type { HistoryTurn, ImageParams, JobEvent, RgbTensor, SubmitOptions, UnderstandParams } from "./types.js";
+
+/** What the server needs of an engine; Engine (in-process) and RemoteEngine both provide it. */
+export interface EngineClient {
+  readonly manifest: Manifest;
+  readonly ready: boolean;
+  submitGenerate(prompt: string, partial: Partial<ImageParams>, opts?: SubmitOptions): JobHandle;
+  submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts?: SubmitOptions): JobHandle;
+  submitUnderstand(image: RgbTensor, question: string, history: HistoryTurn[], partial: Partial<UnderstandParams>, opts?: SubmitOptions): JobHandle;
+  queuePosition(id: string): number | null;
+  cancel(id: string): boolean;
+  close(): Promise<void>;
+}
+
+interface RemoteJob {
+  channel: Channel<JobEvent>;
+  position: number | null;
+  started: boolean;
+}
+
+export class RemoteEngine implements EngineClient {
+  private readonly jobs = new Map<string, RemoteJob>();
+  private dead: AppError | null = null;
+  private closing: Promise<void> | null = null;
+
+  private constructor(
+    readonly manifest: Manifest,
+    private readonly worker: Worker,
+    private readonly maxQueue: number,
+  ) {
+    worker.on("message", (message: FromWorker) => this.receive(message));
+    worker.on("error", (error) => this.die(`the engine thread failed: ${error.message}`));
+    worker.on("exit", (code) => {
+      if (this.closing === null) this.die(`the engine thread exited (${code})`);
+    });
+  }
+
+  /** Validates the model folder here, then loads it in a worker; rejects with the worker's reason. */
+  static async load(options: EngineOptions): Promise<RemoteEngine> {
+    const manifest = await loadManifest(options.modelDir);
+    const { log, ...rest } = options;
+    // The worker runs TypeScript sources; its entry registers tsx's loader first.
+    const worker = new Worker(new URL("./worker-entry.mjs", import.meta.url), {
+      workerData: { options: rest } satisfies WorkerData,
+      execArgv: [],
+    });
+    const ready = await new Promise<FromWorker>((resolve) => {
+      worker.once("message", resolve);
+      worker.once("error", (error) => resolve({ op: "load-failed", code: ErrorCode.MODEL_INVALID, message: error.message }));
+    });
+    if (ready.op !== "loaded") {
+      await worker.terminate();
+      const failed = ready as Extract<FromWorker, { op: "load-failed" }>;
+      throw new AppError((failed.code as ErrorCode) ?? ErrorCode.MODEL_INVALID, failed.message);
+    }
+    if (ready.provider !== options.provider) log?.(`engine: using ${ready.provider} (asked for ${options.provider})`);
+    return new RemoteEngine(manifest, worker, options.maxQueue);
+  }
+
+  get ready(): boolean {
+    return this.dead === null && this.closing === null;
+  }
+
+  submitGenerate(prompt: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
+    return this.submit({ kind: "generate", prompt, params: resolveImageParams(this.manifest, partial) }, opts);
+  }
+
+  submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
+    return this.submit({ kind: "edit", image, instruction, params: resolveImageParams(this.manifest, partial) }, opts);
+  }
+
+  submitUnderstand(image: RgbTensor, question: string, history: HistoryTurn[], partial: Partial<UnderstandParams>, opts: SubmitOptions = {}): JobHandle {
+    return this.submit({ kind: "understand", image, question, history, params: resolveUnderstandParams(this.manifest, partial) }, opts);
+  }
+
+  queuePosition(id: string): number | null {
+    const job = this.jobs.get(id);
+    return job === undefined || job.started ? null : job.position;
+  }
+
+  cancel(id: string): boolean {
+    if (!this.jobs.has(id)) return false;
+    this.post({ op: "cancel", job: id });
+    return true;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      const done = (): void => {
+        void this.worker.terminate().then(() => resolve());
+      };
+      this.worker.on("message", (m: FromWorker) => m.op === "closed" && done());
+      this.post({ op: "close" });
+      setTimeout(done, 5000).unref();
+    });
+    return this.closing;
+  }
+
+  private post(message: ToWorker): void {
+    this.worker.postMessage(message);
+  }
+
+  private submit(request: SubmitRequest, opts: SubmitOptions): JobHandle {
+    if (this.dead !== null) throw this.dead;
+    if (this.closing !== null) throw new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down");
+    const waiting = [...this.jobs.values()].filter((j) => !j.started).length;
+    if (waiting >= this.maxQueue) {
+      throw new AppError(ErrorCode.QUEUE_FULL, `the queue is full (${this.maxQueue} jobs waiting); try again shortly`, { field: "queue", expected: `fewer than ${this.maxQueue} waiting jobs`, got: `${waiting}` });
+    }
+    const id = randomUUID();
+    const job: RemoteJob = { channel: new Channel<JobEvent>(), position: waiting, started: false };
+    this.jobs.set(id, job);
+    this.post({ op: "submit", job: id, request, priority: opts.priority ?? 0, user: opts.user ?? "" });
+    opts.signal?.addEventListener("abort", () => this.cancel(id), { once: true });
+    return { id, events: job.channel.drain(() => this.cancel(id)), cancel: () => this.cancel(id) };
+  }
+
+  private receive(message: FromWorker): void {
+    if (message.op === "event") {
+      const job = this.jobs.get(message.job);
+      if (job === undefined) return;
+      if (message.event.type === "queued") job.position = message.event.position;
+      if (message.event.type === "started") job.started = true;
+      job.channel.push(message.event);
+    } else if (message.op === "end") {
+      const job = this.jobs.get(message.job);
+      this.jobs.delete(message.job);
+      if (message.error === null) job?.channel.close();
+      else job?.channel.fail(new AppError(message.error.code as ErrorCode, message.error.message));
+    } else if (message.op === "dead") {
+      this.die(message.message);
+    }
+  }
+
+  private die(reason: string): void {
+    if (this.dead !== null) return;
+    this.dead = new AppError(ErrorCode.ENGINE_DEAD, `the inference engine stopped working: ${reason}`);
+    for (const job of this.jobs.values()) job.channel.fail(this.dead);
+    this.jobs.clear();
+  }
+}
