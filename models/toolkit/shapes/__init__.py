@@ -1,0 +1,28 @@
+"""ShapesWorld and ShapesEval (docs: shared/docs/shapes-world.md).
+
+The reference tiny model is trained and judged on this synthetic world, so this package is both the
+training-data source (samplers in cases.py) and the judge (detector + scorers). The TypeScript twin in
+src/shapes/ must agree with it pixel for pixel and score for score; the cross-language pin lives in
+test/fixtures/shapes-cases.jsonl and test/fixtures/shapes-scored.json (written by `fixtures`).
+
+Scenes are lists of plain dicts {"shape","color","cx","cy","s"} (fractions of the canvas side) so
+that they serialise to the JSONL case format unchanged.
+
+Modules: world (vocabulary, renderer, region / relation words), detector, scenes (placement and
+sampling), cases (case generation, the trainer's samplers, validation and JSONL), score, fixtures,
+cli (`python -m toolkit.shapes`). Everything is re-exported here: use `from toolkit import shapes`.
+"""
+
+from __future__ import annotations
+
+from .world import (BACKGROUND, COLORS, COUNT_WORDS, EDIT_FORMS, EDIT_TOLERANCE, GEN_CATEGORIES, MAX_OBJECTS,
+                    MIN_GAP, PALETTE, REGIONS, RELATIONS, S_MAX, S_MIN, SHAPES, UNDERSTAND_FORMS, count_word,
+                    in_region, region_of, regions_of, relation_holds, render, shape_mask)
+from .detector import (FIT_OFFSETS, FIT_PAD, FIT_RADII, MAX_ASPECT, MAX_COLOR_DIST, MIN_COMPONENT, MIN_IOU,
+                       classify, color_labels, detect, fit_candidates, fit_shape)
+from .scenes import fits, place, sample_scene
+from .score import case_result, score_case, score_edit, score_generate, score_understand, summarize
+from .cases import (_edit_case, _gen_case, _und_case, dumps_cases, generate_cases, generate_cases_with_targets,
+                    parse_cases, sample_edit, sample_generation, sample_understanding, validate_case)
+from .fixtures import build_fixtures
+from .cli import main

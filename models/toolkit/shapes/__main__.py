@@ -1,0 +1,7 @@
+"""python -m toolkit.shapes cases|fixtures|validate (see cli.py)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

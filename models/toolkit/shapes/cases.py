@@ -1,0 +1,273 @@
+"""ShapesEval cases: generation of random cases (and the trainer's samplers drawn from the same
+templates), case validation and the JSONL case format (shapes-world.md sections 3 and 5)."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Iterable, Sequence
+
+from .scenes import place, sample_scene
+from .score import score_generate
+from .world import (COLORS, EDIT_FORMS, GEN_CATEGORIES, MAX_OBJECTS, REGIONS, RELATIONS, SHAPES, UNDERSTAND_FORMS,
+                    _check_object, count_word, in_region, region_of)
+
+
+# ---------------------------------------------------------------------------------------------
+# Case generation (spec section 3 and 5). Each generator returns the case plus a concrete target
+# scene that satisfies it, which is what the trainer renders as the image to learn.
+
+
+def _gen_case(rng: random.Random, category: str) -> tuple[dict, list[dict]]:
+    sh = list(SHAPES)
+    rng.shuffle(sh)
+    co = list(COLORS)
+    rng.shuffle(co)
+    if category == "single_object":
+        prompt, expect, specs = f"a {sh[0]}", {"objects": [{"shape": sh[0]}]}, [(sh[0], None)]
+    elif category == "two_object":
+        prompt = f"a {sh[0]} and a {sh[1]}"
+        expect = {"objects": [{"shape": sh[0]}, {"shape": sh[1]}]}
+        specs = [(sh[0], None), (sh[1], None)]
+    elif category == "counting":
+        n = rng.randint(2, MAX_OBJECTS)  # "one circles" is not English; GenEval counts from two too
+        prompt, expect = f"{count_word(n)} {sh[0]}s", {"count": {"shape": sh[0], "n": n}}
+        specs = [(sh[0], None)] * n
+    elif category == "colors":
+        prompt = f"a {co[0]} {sh[0]}"
+        expect = {"objects": [{"shape": sh[0], "color": co[0]}]}
+        specs = [(sh[0], co[0])]
+    elif category == "position":
+        rel = rng.choice(RELATIONS)
+        prompt = f"a {sh[0]} {rel} a {sh[1]}"
+        expect = {"objects": [{"shape": sh[0]}, {"shape": sh[1]}],
+                  "relations": [{"a": 0, "rel": rel, "b": 1}]}
+        specs = [(sh[0], None), (sh[1], None)]
+    elif category == "color_attr":
+        prompt = f"a {co[0]} {sh[0]} and a {co[1]} {sh[1]}"
+        expect = {"objects": [{"shape": sh[0], "color": co[0]}, {"shape": sh[1], "color": co[1]}]}
+        specs = [(sh[0], co[0]), (sh[1], co[1])]
+    else:
+        raise ValueError(f"unknown generation category {category!r}")
+    case = {"task": "generate", "category": category, "prompt": prompt, "expect": expect}
+    while True:
+        scene = sample_scene(rng, specs=specs)
+        if score_generate(case, scene) == 1.0:
+            return case, scene
+
+
+def _unique(scene: Sequence[dict], **attrs) -> list[int]:
+    return [i for i, o in enumerate(scene) if all(o[k] == v for k, v in attrs.items())]
+
+
+def _und_case(rng: random.Random, form: str) -> dict:
+    while True:
+        scene = sample_scene(rng)
+        o = rng.choice(scene)
+        q = a = None
+        if form == "color" and len(_unique(scene, shape=o["shape"])) == 1:
+            q, a = f"what color is the {o['shape']}?", o["color"]
+        elif form == "count":
+            q = f"how many {o['shape']}s are there?"
+            a = count_word(len(_unique(scene, shape=o["shape"])))
+        elif form == "shape" and len(_unique(scene, color=o["color"])) == 1:
+            q, a = f"what shape is the {o['color']} object?", o["shape"]
+        elif form == "exists":
+            if rng.random() < 0.5:
+                q, a = f"is there a {o['color']} {o['shape']}?", "yes"
+            else:
+                absent = [(c, s) for c in COLORS for s in SHAPES if not _unique(scene, color=c, shape=s)]
+                c, s = rng.choice(absent)
+                q, a = f"is there a {c} {s}?", "no"
+        elif form == "where" and len(_unique(scene, color=o["color"], shape=o["shape"])) == 1:
+            if region_of(o) is not None:
+                q, a = f"where is the {o['color']} {o['shape']}?", region_of(o)
+        elif form not in UNDERSTAND_FORMS:
+            raise ValueError(f"unknown understanding form {form!r}")
+        if q is not None:
+            return {"task": "understand", "scene": scene, "question": q, "answer": a}
+
+
+def _edit_case(rng: random.Random, form: str) -> tuple[dict, list[dict]]:
+    if form not in EDIT_FORMS:
+        raise ValueError(f"unknown edit form {form!r}")
+    while True:
+        scene = sample_scene(rng)
+        i = rng.randrange(len(scene))
+        o = scene[i]
+        target = [dict(x) for x in scene]
+        expect = [dict(x) for x in scene]
+        if form == "recolor":
+            if len(_unique(scene, shape=o["shape"])) != 1:
+                continue
+            color = rng.choice([c for c in COLORS if c != o["color"]])
+            instr = f"make the {o['shape']} {color}"
+            target[i]["color"] = expect[i]["color"] = color
+        elif form == "remove":
+            if len(_unique(scene, shape=o["shape"], color=o["color"])) != 1:
+                continue
+            instr = f"remove the {o['color']} {o['shape']}"
+            del target[i], expect[i]
+        elif form == "add":
+            if len(scene) >= MAX_OBJECTS:
+                continue
+            shape, color, region = rng.choice(SHAPES), rng.choice(COLORS), rng.choice(REGIONS)
+            new = place(rng, shape, color, scene, region)
+            if new is None:
+                continue
+            instr = f"add a {color} {shape} on the {region}"
+            target.append(new)
+            expect.append({"shape": shape, "color": color, "region": region})
+        else:  # move
+            if len(_unique(scene, shape=o["shape"], color=o["color"])) != 1:
+                continue
+            region = rng.choice([r for r in REGIONS if not in_region(o, r)])
+            new = place(rng, o["shape"], o["color"], scene[:i] + scene[i + 1:], region)
+            if new is None:
+                continue
+            instr = f"move the {o['color']} {o['shape']} to the {region}"
+            target[i] = new
+            expect[i] = {"shape": o["shape"], "color": o["color"], "region": region}
+        return {"task": "edit", "scene": scene, "instruction": instr, "expect": expect}, target
+
+
+def generate_cases_with_targets(n_per_category: int, seed: int = 0) -> list[tuple[dict, list[dict] | None]]:
+    """Like generate_cases, with the concrete scene that satisfies each generate/edit case
+    (None for understanding): what a perfect model would draw."""
+    if n_per_category < 1:
+        raise ValueError("n_per_category must be >= 1")
+    rng = random.Random(seed)
+    out: list[tuple[dict, list[dict] | None]] = []
+    for cat in GEN_CATEGORIES:
+        out += [_gen_case(rng, cat) for _ in range(n_per_category)]
+    out += [(_und_case(rng, UNDERSTAND_FORMS[k % 5]), None) for k in range(n_per_category)]
+    out += [_edit_case(rng, EDIT_FORMS[k % 4]) for k in range(n_per_category)]
+    return out
+
+
+def generate_cases(n_per_category: int, seed: int = 0) -> list[dict]:
+    """Fresh random cases: n for each of the six generation categories, n understanding cases
+    (cycling through the five forms) and n edit cases (cycling through the four forms)."""
+    return [c for c, _ in generate_cases_with_targets(n_per_category, seed)]
+
+
+# Training-time samplers: what the trainer imports. Each draws from the same templates as the
+# evaluation cases, with a concrete target scene to render.
+
+
+def sample_generation(rng: random.Random, category: str | None = None) -> tuple[str, list[dict]]:
+    """(prompt, target scene) for text-to-image training."""
+    case, scene = _gen_case(rng, category or rng.choice(GEN_CATEGORIES))
+    return case["prompt"], scene
+
+
+def sample_understanding(rng: random.Random, form: str | None = None) -> tuple[list[dict], str, str]:
+    """(scene, question, answer) for understanding training."""
+    case = _und_case(rng, form or rng.choice(UNDERSTAND_FORMS))
+    return case["scene"], case["question"], case["answer"]
+
+
+def sample_edit(rng: random.Random, form: str | None = None) -> tuple[list[dict], str, list[dict]]:
+    """(source scene, instruction, target scene) for editing training."""
+    case, target = _edit_case(rng, form or rng.choice(EDIT_FORMS))
+    return case["scene"], case["instruction"], target
+
+
+# ---------------------------------------------------------------------------------------------
+# Case validation and JSONL (anyone can bring their own cases, so errors name line and field)
+
+
+def _need(cond: bool, field: str, msg: str) -> None:
+    if not cond:
+        raise ValueError(f"{field}: {msg}")
+
+
+def _check_choice(v, options, field: str) -> None:
+    _need(v in options, field, f"expected one of {list(options)}, got {v!r}")
+
+
+def _check_str(v, field: str) -> None:
+    _need(isinstance(v, str) and v != "", field, f"expected a non-empty string, got {v!r}")
+
+
+def _check_scene(scene, field: str, allow_region: bool = False, allow_empty: bool = False) -> None:
+    _need(isinstance(scene, list), field, f"expected a list of objects, got {type(scene).__name__}")
+    _need(allow_empty or len(scene) >= 1, field, "expected at least one object")
+    for i, o in enumerate(scene):
+        f = f"{field}[{i}]"
+        if allow_region and isinstance(o, dict) and "region" in o:
+            _check_choice(o.get("shape"), SHAPES, f"{f}.shape")
+            _check_choice(o.get("color"), COLORS, f"{f}.color")
+            _check_choice(o.get("region"), REGIONS, f"{f}.region")
+        else:
+            _check_object(o, f)
+
+
+def validate_case(case, where: str = "case") -> dict:
+    """Raise ValueError naming the offending field unless `case` is a well-formed case."""
+    _need(isinstance(case, dict), where, f"expected a JSON object, got {type(case).__name__}")
+    task = case.get("task")
+    _check_choice(task, ("generate", "understand", "edit"), f"{where}.task")
+    if task == "generate":
+        _check_choice(case.get("category"), GEN_CATEGORIES, f"{where}.category")
+        _check_str(case.get("prompt"), f"{where}.prompt")
+        e = case.get("expect")
+        _need(isinstance(e, dict), f"{where}.expect", "expected an object")
+        _need("objects" in e or "count" in e, f"{where}.expect", "needs 'objects' or 'count'")
+        if "count" in e:
+            c = e["count"]
+            _need(isinstance(c, dict), f"{where}.expect.count", "expected an object")
+            _check_choice(c.get("shape"), SHAPES, f"{where}.expect.count.shape")
+            if "color" in c:
+                _check_choice(c["color"], COLORS, f"{where}.expect.count.color")
+            n = c.get("n")
+            _need(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_OBJECTS,
+                  f"{where}.expect.count.n", f"expected an integer 0..{MAX_OBJECTS}, got {n!r}")
+        objs = e.get("objects", [])
+        _need(isinstance(objs, list), f"{where}.expect.objects", "expected a list")
+        for i, o in enumerate(objs):
+            f = f"{where}.expect.objects[{i}]"
+            _need(isinstance(o, dict), f, "expected an object")
+            _check_choice(o.get("shape"), SHAPES, f"{f}.shape")
+            if "color" in o:
+                _check_choice(o["color"], COLORS, f"{f}.color")
+        rels = e.get("relations", [])
+        _need(isinstance(rels, list), f"{where}.expect.relations", "expected a list")
+        for i, r in enumerate(rels):
+            f = f"{where}.expect.relations[{i}]"
+            _need(isinstance(r, dict), f, "expected an object")
+            _check_choice(r.get("rel"), RELATIONS, f"{f}.rel")
+            for k in ("a", "b"):
+                v = r.get(k)
+                _need(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(objs),
+                      f"{f}.{k}", f"expected an index into expect.objects (0..{len(objs) - 1}), got {v!r}")
+    elif task == "understand":
+        _check_scene(case.get("scene"), f"{where}.scene")
+        _check_str(case.get("question"), f"{where}.question")
+        _check_str(case.get("answer"), f"{where}.answer")
+    else:
+        _check_scene(case.get("scene"), f"{where}.scene")
+        _check_str(case.get("instruction"), f"{where}.instruction")
+        _check_scene(case.get("expect"), f"{where}.expect", allow_region=True, allow_empty=True)
+    return case
+
+
+def parse_cases(text: str, source: str = "cases") -> list[dict]:
+    """Parse JSONL cases (blank lines skipped); errors read like 'cases.jsonl:3: expect.count.n: ...'."""
+    cases = []
+    for ln, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{source}:{ln}: invalid JSON: {e.msg} (column {e.colno})") from None
+        try:
+            cases.append(validate_case(obj, "case"))
+        except ValueError as e:
+            raise ValueError(f"{source}:{ln}: {e}") from None
+    return cases
+
+
+def dumps_cases(cases: Iterable[dict]) -> str:
+    return "".join(json.dumps(c, separators=(",", ":")) + "\n" for c in cases)

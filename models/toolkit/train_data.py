@@ -1,0 +1,167 @@
+"""unipic-tiny training data (toolkit.train): one step's batch rendered from ShapesWorld and
+tokenized, as a pure function of (seed, step); the worker-pool stream; batch -> device tensors.
+
+Batches are rendered from `random.Random(f"{seed}:{step}")`, MAR orders / masks from a numpy
+RandomState of the same key, so a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import random
+import zlib
+from collections import deque
+
+import numpy as np
+import torch
+
+from . import shapes as S
+from . import vae_train as V
+from .tokenizer import (EDIT_NEGATIVE, EDIT_POSITIVE, IMAGE, T2I_NEGATIVE, T2I_POSITIVE, UNDERSTAND, ByteLevelBPE,
+                        build_tiny_tokenizer, chat, special_ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# data: a pure function of (seed, step)
+
+_W = {}  # per-process cache: tokenizer, ids
+
+
+def _tok(vocab_size):
+    if "tok" not in _W:
+        tok = ByteLevelBPE(build_tiny_tokenizer(vocab_size))
+        _W["tok"], _W["ids"] = tok, special_ids(tok)
+    return _W["tok"], _W["ids"]
+
+
+def _pad(seqs, pad):
+    P = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), P), pad, dtype=np.int64)
+    mask = np.zeros((len(seqs), P), dtype=np.int64)
+    for r, s in enumerate(seqs):
+        ids[r, :len(s)] = s
+        mask[r, :len(s)] = 1
+    return ids, mask
+
+
+def truncnorm_ratio(rng: random.Random, mean=1.0, sd=0.25, lo=0.7, hi=1.0) -> float:
+    while True:
+        r = rng.gauss(mean, sd)
+        if lo <= r <= hi:
+            return r
+
+
+def _masking(rs: np.random.RandomState, B: int, L: int, n_mask: int):
+    """-> vis [B,L-n_mask], pred [B,n_mask] ascending raster indices (one random order per row)."""
+    orders = np.argsort(rs.random_sample((B, L)), axis=1)
+    return np.sort(orders[:, n_mask:], axis=1), np.sort(orders[:, :n_mask], axis=1)
+
+
+def make_batch(job) -> dict:
+    """job = (seed, step, dims dict). Renders and tokenizes one step's batch (numpy only)."""
+    seed, step, d = job
+    size, L, n_img, drop = d["size"], d["L"], d["img_tokens"], d["cfg_drop"]
+    tok, ids = _tok(d["vocab_size"])
+    rng = random.Random(f"{seed}:{step}")
+    rs = np.random.RandomState(zlib.crc32(f"{seed}:{step}".encode()))
+    img_str = IMAGE * n_img
+    out = {}
+    Bg, Be, Bu = d["batch_gen"], d["batch_edit"], d["batch_und"]
+    if Bg:
+        texts, imgs = [], np.empty((Bg, size, size, 3), np.uint8)
+        for i in range(Bg):
+            prompt, scene = S.sample_generation(rng)
+            texts.append(chat(T2I_NEGATIVE) if rng.random() < drop else chat(T2I_POSITIVE.format(prompt=prompt)))
+            imgs[i] = S.render(scene, size)
+        out["gen_ids"], out["gen_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
+        out["gen_img"] = imgs
+        n = math.ceil(L * truncnorm_ratio(rng))
+        out["gen_vis"], out["gen_pred"] = _masking(rs, Bg, L, n)
+    if Be:
+        texts = []
+        src = np.empty((Be, size, size, 3), np.uint8)
+        tgt = np.empty((Be, size, size, 3), np.uint8)
+        for i in range(Be):
+            scene, instr, target = S.sample_edit(rng)
+            src[i] = S.render(scene, size)
+            if rng.random() < drop:
+                texts.append(chat(EDIT_NEGATIVE.format(image=img_str)))
+                tgt[i] = src[i]
+            else:
+                texts.append(chat(EDIT_POSITIVE.format(image=img_str, instruction=instr)))
+                tgt[i] = S.render(target, size)
+        out["edit_ids"], out["edit_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
+        out["edit_src"], out["edit_img"] = src, tgt
+        n = math.ceil(L * truncnorm_ratio(rng))
+        out["edit_vis"], out["edit_pred"] = _masking(rs, Be, L, n)
+    if Bu:
+        seqs, starts, imgs = [], [], np.empty((Bu, size, size, 3), np.uint8)
+        for i in range(Bu):
+            scene, q, a = S.sample_understanding(rng)
+            imgs[i] = S.render(scene, size)
+            p = tok.encode(chat(UNDERSTAND.format(image=img_str, question=q)))
+            starts.append(len(p))
+            seqs.append(p + tok.encode(a) + [ids["eos"]])
+        out["und_ids"], out["und_mask"] = _pad(seqs, ids["pad"])
+        # loss positions: hidden at p predicts ids[p+1] for p = start-1 .. len-2
+        rows, cols = [], []
+        for r, (s, q) in enumerate(zip(starts, seqs)):
+            for p in range(s - 1, len(q) - 1):
+                rows.append(r)
+                cols.append(p)
+        out["und_rows"], out["und_cols"] = np.array(rows, np.int64), np.array(cols, np.int64)
+        out["und_img"] = imgs
+    return out
+
+
+def vae_job(job) -> dict:
+    seed, step, d = job
+    return {"img": V.scene_batch(seed, step, d["batch"], d["size"])}
+
+
+class BatchStream:
+    """Batches for steps start, start+1, ... rendered in a process pool (bounded prefetch) or inline.
+    fn(job) with job = (seed, step, dims) must be a pure function of the job."""
+
+    def __init__(self, seed, start, dims, workers=0, prefetch=6, fn=make_batch):
+        self.seed, self.step, self.dims, self.fn = seed, start, dims, fn
+        self.pool = mp.get_context("spawn").Pool(workers) if workers > 0 else None
+        self.q = deque()
+        self.prefetch = max(prefetch, 2 * workers) if workers > 0 else 0
+        self.next_submit = start
+
+    def _submit(self):
+        job = (self.seed, self.next_submit, self.dims)
+        self.q.append(self.pool.apply_async(self.fn, (job,)))
+        self.next_submit += 1
+
+    def get(self):
+        if self.pool is None:
+            b = self.fn((self.seed, self.step, self.dims))
+        else:
+            while len(self.q) < self.prefetch:
+                self._submit()
+            b = self.q.popleft().get()
+            self._submit()
+        self.step += 1
+        return b
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+
+def to_device_batch(b, dev, vae, vae_scale):
+    """numpy batch -> device tensors; images -> tokens with the frozen VAE (posterior mean)."""
+    out = {}
+    with torch.no_grad():
+        for k, v in b.items():
+            if k.endswith("_img") or k == "edit_src":
+                name = {"gen_img": "gen_tok", "edit_img": "edit_tok", "edit_src": "edit_src_tok",
+                        "und_img": "und_tok"}[k]
+                out[name] = V.vae_tokens(vae, v, vae_scale, dev)
+            else:
+                out[k] = torch.from_numpy(v).to(dev, non_blocking=True)
+    return out
