@@ -6,7 +6,7 @@
  * first_preview_ms. Server: preview_latency_ms_p50/p99 (engine step finished -> a graphql-ws
  * client on loopback has the preview, 50 subscribers) and turns_per_min (8 concurrent clients).
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
@@ -14,6 +14,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
+import { toGlobalId } from "../api/ids.js";
 import { sendMessage } from "../api/service.js";
 import { Task } from "../api/types/enums.js";
 import { startApp } from "../app.js";
@@ -103,17 +104,16 @@ async function serverMetrics(config: Config, quick: boolean, params: Partial<Ima
     const key = app.adminKey ?? (await app.store.users.create("bench", { isAdmin: true })).apiKey;
     const user = (await app.store.users.byApiKey(key))!;
     // When the engine finished each step, as the runner hands it to the event hub.
-    const produced = new Map<string, number>();
+    const producedAt = new Map<string, number>();
     const publish = app.services.turnHub.publish.bind(app.services.turnHub);
     app.services.turnHub.publish = (topic, event) => {
-      if (event.producedAt !== undefined && event.step != null) produced.set(`${topic}:${event.step}`, event.producedAt);
+      if (event.producedAt !== undefined && event.step != null) producedAt.set(`${topic}:${event.step}`, event.producedAt);
       publish(topic, event);
     };
     const conv = await app.store.conversations.create(user.id, "bench");
     // As sendMessage does: store the turn, then hand it to the engine.
     const send = async (): Promise<string> => (await sendMessage(app.services, user, { conversationId: conv.id, text: "a red circle", imageIds: [], task: Task.GENERATE, params: { steps: params.steps, diffusionSteps: params.diffusionSteps, seed: 1 } })).assistant.id;
     const query = `subscription($id: ID!) { turnUpdated(id: $id) { kind step preview { step dataUrl } turn { status } } }`;
-    const { toGlobalId } = await import("../api/ids.js");
     const subscribe = (client: ReturnType<typeof createClient>, turnId: string, onStep: (step: number) => void): Promise<void> =>
       new Promise((resolve, reject) => {
         client.subscribe<{ turnUpdated: { kind: string; step: number | null; turn: { status: string } } }>(
@@ -132,23 +132,33 @@ async function serverMetrics(config: Config, quick: boolean, params: Partial<Ima
       });
     const newClient = () => createClient({ url: app.server.wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${key}` }, retryAttempts: 0 });
 
-    // Preview latency with 50 subscribers on one turn. The turn is stored first and handed to
-    // the engine once every subscriber is listening, so every step is seen by all 50.
+    // Preview latency with 50 subscribers on one turn, in a separate client process. The turn is
+    // stored first and handed to the engine once every subscriber has its snapshot.
     const subscribers = quick ? 10 : 50;
-    const latencies: number[] = [];
-    const clients = Array.from({ length: subscribers }, newClient);
     const { assistant } = (await app.store.turns.sendMessage(user.id, conv.id, { text: "a red circle", task: "GENERATE", kind: "generate", params: { ...params, seed: 2 }, seed: 2, imageIds: [] }))!;
-    const runner = app.services.runner!;
-    const done = clients.map((c) => subscribe(c, assistant.id, (step) => {
-      const at = produced.get(`${assistant.id}:${step}`);
-      if (at !== undefined) latencies.push(performance.timeOrigin + performance.now() - at);
-    }));
-    await new Promise((r) => setTimeout(r, 500)); // subscriptions established
-    runner.enqueue(assistant);
-    await Promise.all(done);
+    const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(new URL("./bench-clients.ts", import.meta.url)), app.server.wsUrl, key, toGlobalId("Turn", assistant.id), String(subscribers)], { stdio: ["ignore", "pipe", "inherit"] });
+    const latencies: number[] = [];
+    await new Promise<void>((resolve, reject) => {
+      let buffer = "";
+      child.stdout!.on("data", (chunk: Buffer) => {
+        buffer += chunk.toString();
+        let nl: number;
+        while ((nl = buffer.indexOf("\n")) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          if (line === "ready") app.services.runner!.enqueue(assistant);
+          else if (line === "done") resolve();
+          else {
+            const { step, at } = JSON.parse(line) as { step: number; at: number };
+            const produced = producedAt.get(`${assistant.id}:${step}`);
+            if (produced !== undefined) latencies.push(at - produced);
+          }
+        }
+      });
+      child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`bench clients exited with ${code}`))));
+    });
     emit({ metric: "preview_latency_ms_p50", value: round(percentile(latencies, 50)), subscribers, samples: latencies.length });
     emit({ metric: "preview_latency_ms_p99", value: round(percentile(latencies, 99)), subscribers, samples: latencies.length });
-    await Promise.all(clients.map((c) => c.dispose()));
 
     // Throughput: 8 clients, each sending its next turn when the last one completed.
     const perClient = quick ? 1 : 3;

@@ -139,12 +139,9 @@ export async function encodeImage(model: Model, res: Resolution, image: RgbTenso
   }
   const { latentChannels: C } = model.manifest.dims;
   const L = res.spec.tokens;
-  const [h, w] = res.spec.grid;
-  const mean = await model.vaeEncode(rgbToPixels(image), 1, size, size);
-  const tokens = latentToTokens(mean, C, L, model.manifest.vaeScale);
+  const mean = await model.vaeEncode(rgbToPixels(image), 1, size, size); // [1, C, h, w]
+  const tokens = latentToTokens(mean, C, L, model.manifest.vaeScale); // [L, C]
   const all = Int32Array.from({ length: L }, (_, i) => i);
-  void h;
-  void w;
   const { xEnc, llmIn } = await model.marEncode(res, tokens, all, 1, L);
   return { xCon: xEnc, imageRows: llmIn };
 }

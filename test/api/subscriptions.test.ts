@@ -33,9 +33,14 @@ describe("subscriptions over graphql-ws", () => {
         }
       },
     );
-    await client.dispose();
     expect(events[0]!.turnUpdated).toMatchObject({ kind: "SNAPSHOT", turn: { id: turnId, status: "QUEUED" } });
     expect(events.at(-1)!.turnUpdated).toMatchObject({ kind: "CANCELLED", turn: { status: "CANCELLED", error: { code: "CANCELLED" } } });
+
+    // The turn is finished: a new subscription gets its snapshot, then completes.
+    const late = await collect(client, TURN_UPDATED, { id: turnId }, () => false);
+    await client.dispose();
+    expect(late.map((e) => e.turnUpdated.kind)).toEqual(["SNAPSHOT"]);
+    expect(late[0]!.turnUpdated.turn.status).toBe("CANCELLED");
   });
 
   it("conversationUpdated tells watchers about new turns and renames", async () => {

@@ -8,6 +8,21 @@ import { Task, TurnEventKind } from "../types/enums.js";
 import { SendMessageInput } from "../types/inputs.js";
 import { Conversation, Image, SendMessagePayload, Turn, TurnEvent } from "../types/objects.js";
 
+const FINAL_STATUSES = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+
+/** Ends a turn's stream after its final event (or a snapshot of a turn already finished). */
+async function* untilFinal(source: AsyncGenerator<TurnHubEvent, void, undefined>): AsyncGenerator<TurnHubEvent, void, undefined> {
+  try {
+    for await (const event of source) {
+      yield event;
+      const progress = event.kind === TurnEventKind.STEP || event.kind === TurnEventKind.TOKEN;
+      if (!progress && FINAL_STATUSES.has(event.turn.status)) return;
+    }
+  } finally {
+    await source.return(undefined);
+  }
+}
+
 @Resolver(() => Turn)
 export class TurnResolver {
   @FieldResolver(() => Conversation)
@@ -61,17 +76,18 @@ export class TurnResolver {
   }
 
   @Subscription(() => TurnEvent, {
-    description: "Live updates of one turn. The first event is a SNAPSHOT of its current state; progress previews may be skipped for a slow client, final events never are.",
+    description: "Live updates of one turn. The first event is a SNAPSHOT of its current state; progress previews may be skipped for a slow client, final events never are. The subscription completes after the final event (or a snapshot of a finished turn).",
     subscribe: async ({ args, context }) => {
       const ctx = context as Context;
       const key = keyOf("Turn", args.id as string, "id");
       await getTurn(ctx.services, ctx.user, key);
-      return ctx.services.turnHub.subscribe(key, async () => {
+      const source = ctx.services.turnHub.subscribe(key, async () => {
         const row = await ctx.services.store.turns.get(ctx.user.id, key);
         if (row === null) return [];
         const queuePosition = row.status === "QUEUED" ? (ctx.services.runner?.queuePosition(row.id) ?? null) : null;
         return [{ kind: TurnEventKind.SNAPSHOT, turn: row, queuePosition }];
       });
+      return untilFinal(source);
     },
   })
   turnUpdated(@Arg("id", () => ID) _id: string, @Root() event: TurnHubEvent): TurnEvent {

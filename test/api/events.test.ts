@@ -1,0 +1,47 @@
+import { describe, expect, it } from "vitest";
+import { EventHub, type HubEvent } from "../../src/api/events.js";
+
+interface E extends HubEvent {
+  name: string;
+}
+
+const step = (n: number): E => ({ name: `step${n}`, coalesceKey: "step" });
+const status = (name: string): E => ({ name });
+
+describe("event hub", () => {
+  it("gives a slow subscriber the newest progress event and every status event, in order", async () => {
+    const hub = new EventHub<E>();
+    const sub = hub.subscribe("t", async () => [status("snapshot")]);
+    expect((await sub.next()).value?.name).toBe("snapshot");
+    // The subscriber reads nothing while these arrive (a slow socket).
+    for (const e of [status("running"), step(1), step(2), step(3), status("completed")]) hub.publish("t", e);
+    const seen: string[] = [];
+    for (let i = 0; i < 3; i++) seen.push((await sub.next()).value!.name);
+    expect(seen).toEqual(["running", "step3", "completed"]);
+    await sub.return(undefined);
+    expect(hub.size).toBe(0);
+  });
+
+  it("delivers to every subscriber of a topic, and only to them", async () => {
+    const hub = new EventHub<E>();
+    const a = hub.subscribe("t1", async () => []);
+    const b = hub.subscribe("t1", async () => []);
+    const c = hub.subscribe("t2", async () => []);
+    const pending = [a.next(), b.next()];
+    await new Promise((r) => setImmediate(r));
+    hub.publish("t1", status("x"));
+    expect((await Promise.all(pending)).map((r) => r.value?.name)).toEqual(["x", "x"]);
+    hub.publish("t2", status("y"));
+    expect((await c.next()).value?.name).toBe("y");
+    hub.closeAll();
+    expect((await a.next()).done).toBe(true);
+  });
+
+  it("removes a subscriber that returns before reading anything", async () => {
+    const hub = new EventHub<E>();
+    const sub = hub.subscribe("t", async () => []);
+    expect(hub.size).toBe(1);
+    await sub.return(undefined);
+    expect(hub.size).toBe(0);
+  });
+});
