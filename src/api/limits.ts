@@ -1,12 +1,15 @@
 /**
  * Query depth and complexity limits, computed on the parsed operation with its variables, so one
  * function guards HTTP (an Apollo plugin) and WebSocket (graphql-ws onSubscribe) alike.
- * Cost model: every field costs 1; a field taking `first`/`last` multiplies the cost of its
- * selection by that page size (the configured maximum when absent), as connection-heavy queries
- * are where a client can ask for a lot with little text.
+ * Cost model: every field costs 1; a field given `first`/`last` multiplies the cost of its
+ * selection by that page size, and a connection field given neither by the maximum page size, as
+ * connection-heavy queries are where a client can ask for a lot with little text.
  */
 import {
+  getNamedType,
+  isObjectType,
   Kind,
+  type GraphQLSchema,
   type DocumentNode,
   type FragmentDefinitionNode,
   type OperationDefinitionNode,
@@ -19,6 +22,16 @@ import { AppError } from "../errors.js";
 export interface OperationCost {
   depth: number;
   complexity: number;
+}
+
+/** Names of fields that return a cursor connection (their type name ends in "Connection"). */
+export function connectionFields(schema: GraphQLSchema): ReadonlySet<string> {
+  const names = new Set<string>();
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isObjectType(type) || type.name.startsWith("__")) continue;
+    for (const field of Object.values(type.getFields())) if (getNamedType(field.type).name.endsWith("Connection")) names.add(field.name);
+  }
+  return names;
 }
 
 function pickOperation(doc: DocumentNode, operationName?: string | null): OperationDefinitionNode | undefined {
@@ -42,6 +55,7 @@ export function measureOperation(
   operationName: string | null | undefined,
   variables: Record<string, unknown> | null | undefined,
   limits: Pick<Limits, "maxPageSize">,
+  connections: ReadonlySet<string> = new Set(),
 ): OperationCost {
   const op = pickOperation(doc, operationName);
   if (op === undefined) return { depth: 0, complexity: 0 };
@@ -58,11 +72,11 @@ export function measureOperation(
     for (const sel of set.selections) {
       if (sel.kind === Kind.FIELD) {
         if (sel.name.value.startsWith("__")) continue; // introspection meta fields are free
-        let multiplier = 1;
+        let multiplier = connections.has(sel.name.value) ? limits.maxPageSize : 1;
         for (const arg of sel.arguments ?? []) {
-          if (arg.name.value === "first" || arg.name.value === "last") {
-            multiplier = Math.max(1, valueToNumber(arg.value, vars) ?? limits.maxPageSize);
-          }
+          // A null or missing variable leaves the default (the server then uses its own page size).
+          const size = arg.name.value === "first" || arg.name.value === "last" ? valueToNumber(arg.value, vars) : undefined;
+          if (size !== undefined) multiplier = Math.max(1, size);
         }
         const [childDepth, childCost] = sel.selectionSet ? walk(sel.selectionSet, seen) : [0, 0];
         depth = Math.max(depth, 1 + childDepth);
@@ -92,8 +106,9 @@ export function enforceOperationLimits(
   operationName: string | null | undefined,
   variables: Record<string, unknown> | null | undefined,
   limits: Pick<Limits, "maxPageSize" | "maxQueryDepth" | "maxQueryComplexity">,
+  connections: ReadonlySet<string> = new Set(),
 ): OperationCost {
-  const cost = measureOperation(doc, operationName, variables, limits);
+  const cost = measureOperation(doc, operationName, variables, limits, connections);
   if (cost.depth > limits.maxQueryDepth) {
     throw AppError.limit("query", `a depth of at most ${limits.maxQueryDepth}`, `depth ${cost.depth}`);
   }

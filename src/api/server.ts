@@ -17,7 +17,7 @@ import { authenticate } from "./auth.js";
 import type { Context } from "./context.js";
 import { formatError, toGraphQLError } from "./errors.js";
 import { authenticateRequest, handleDownload, handleUpload, readBody, sendError, sendJson } from "./http.js";
-import { enforceOperationLimits } from "./limits.js";
+import { connectionFields, enforceOperationLimits } from "./limits.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createSchema } from "./schema.js";
 import { isWebPath, serveWeb } from "../web/serve.js";
@@ -59,6 +59,7 @@ export async function startServer(options: ServerOptions, port: number, host: st
   const { config, store } = services;
   const log = options.log ?? (() => undefined);
   const schema = await createSchema();
+  const connections = connectionFields(schema);
   const metrics = createMetrics(store, options.defaultMetrics ?? true);
   const httpServer = createServer();
   const wss = new WebSocketServer({ server: httpServer, path: "/graphql" });
@@ -86,7 +87,7 @@ export async function startServer(options: ServerOptions, port: number, host: st
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
         try {
-          enforceOperationLimits(document, payload.operationName, payload.variables, config.limits);
+          enforceOperationLimits(document, payload.operationName, payload.variables, config.limits, connections);
         } catch (e) {
           return [toGraphQLError(e as AppError)];
         }
@@ -110,7 +111,7 @@ export async function startServer(options: ServerOptions, port: number, host: st
       return {
         async didResolveOperation({ document, operationName, request }) {
           try {
-            enforceOperationLimits(document, operationName, request.variables, config.limits);
+            enforceOperationLimits(document, operationName, request.variables, config.limits, connections);
           } catch (e) {
             throw e instanceof AppError ? toGraphQLError(e) : e;
           }
