@@ -72,13 +72,12 @@ export class EngineRunner implements TurnRunner {
     const services = this.must();
     const { store } = services;
     let handle: JobHandle;
-    let ownerId: string;
+    let sourceId: string | null;
     let params: ImageParams | null = null;
     try {
       const owner = await store.turns.ownerOf(turn.id);
       if (owner === null) return; // deleted meanwhile
-      ownerId = owner;
-      handle = await this.submit(turn, owner);
+      ({ handle, sourceId } = await this.submit(turn, owner));
     } catch (error) {
       await this.end(turn, error);
       return;
@@ -105,7 +104,7 @@ export class EngineRunner implements TurnRunner {
           services.turnHub.publish(turn.id, { kind: TurnEventKind.TOKEN, turn: { ...current, text }, delta: event.delta, coalesceKey: "token" });
         } else if (event.type === "done") {
           if ("steps" in event.params) params = event.params;
-          await this.complete(turn, ownerId, event, params);
+          await this.complete(turn, sourceId, event, params);
         }
       }
     } catch (error) {
@@ -117,7 +116,7 @@ export class EngineRunner implements TurnRunner {
   }
 
   /** Builds the engine job for a turn from its stored kind, text, images, seed and params. */
-  private async submit(turn: TurnRow, ownerId: string): Promise<JobHandle> {
+  private async submit(turn: TurnRow, ownerId: string): Promise<{ handle: JobHandle; sourceId: string | null }> {
     const { store } = this.must();
     const p = turn.params as Record<string, unknown>;
     const partial: Partial<ImageParams> = {
@@ -132,15 +131,17 @@ export class EngineRunner implements TurnRunner {
       previewEvery: p.previewEvery as number | undefined,
     };
     const opts = { user: ownerId };
-    if (turn.kind === "generate") return this.engine.submitGenerate(turn.text || (await this.userText(turn)), partial, opts);
+    const text = await this.userText(turn);
+    if (turn.kind === "generate") return { handle: this.engine.submitGenerate(text, partial, opts), sourceId: null };
     const size = partial.resolution ?? this.engine.manifest.defaultResolution;
     const source = await this.inputImage(turn, ownerId);
     if (turn.kind === "edit") {
       const rgb = await decodeToRgb(source.bytes, { size, fit: "crop" });
-      return this.engine.submitEdit({ rgb: rgb.rgb, width: rgb.width, height: rgb.height }, await this.userText(turn), partial, opts);
+      return { handle: this.engine.submitEdit({ rgb: rgb.rgb, width: rgb.width, height: rgb.height }, text, partial, opts), sourceId: source.id };
     }
     const rgb = await decodeToRgb(source.bytes, { size, fit: "pad", padColor: [127, 127, 127] });
-    return this.engine.submitUnderstand({ rgb: rgb.rgb, width: rgb.width, height: rgb.height }, await this.userText(turn), await this.history(turn), { maxTokens: p.maxTokens as number | undefined, resolution: size }, opts);
+    const handle = this.engine.submitUnderstand({ rgb: rgb.rgb, width: rgb.width, height: rgb.height }, text, await this.history(turn), { maxTokens: p.maxTokens as number | undefined, resolution: size }, opts);
+    return { handle, sourceId: source.id };
   }
 
   private async userText(turn: TurnRow): Promise<string> {
@@ -175,16 +176,15 @@ export class EngineRunner implements TurnRunner {
     return { step: preview.step, width: size, height: size, dataUrl: toDataUrl(png, "image/png"), url: null };
   }
 
-  private async complete(turn: TurnRow, ownerId: string, event: Extract<JobEvent, { type: "done" }>, params: ImageParams | null): Promise<void> {
+  private async complete(turn: TurnRow, sourceId: string | null, event: Extract<JobEvent, { type: "done" }>, params: ImageParams | null): Promise<void> {
     const services = this.must();
     const { store } = services;
     let text: string | undefined;
     if (event.image !== null) {
       const png = await encodeRgb(event.image.rgb, event.image.width, event.image.height, "png");
       const id = createHash("sha256").update(png).digest("hex");
-      const source = turn.kind === "edit" ? await this.inputImage(turn, ownerId).catch(() => null) : null;
-      const lineage = { model: this.engine.manifest.name, kind: turn.kind, seed: params?.seed ?? turn.seed, params, turnId: turn.id, sourceImage: source?.id ?? null };
-      await store.images.put({ id, bytes: png, mime: "image/png", width: event.image.width, height: event.image.height, producingTurnId: turn.id, sourceImageId: source?.id ?? null, lineage });
+      const lineage = { model: this.engine.manifest.name, kind: turn.kind, seed: params?.seed ?? turn.seed, params, turnId: turn.id, sourceImage: sourceId };
+      await store.images.put({ id, bytes: png, mime: "image/png", width: event.image.width, height: event.image.height, producingTurnId: turn.id, sourceImageId: sourceId, lineage });
       await store.turns.attachImage(turn.id, id, "output", 0);
     } else {
       text = event.text ?? "";
