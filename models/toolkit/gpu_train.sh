@@ -8,26 +8,27 @@
 #     log.jsonl            trainer log (VAE stage, train losses, periodic ShapesEval, s/step)
 #     train.err            the progress bar / messages
 #     eval_curve.jsonl     periodic ShapesEval JSON lines (small fixed set, EMA weights)
-#     shapes_eval.json     ShapesEval of ema_fp16.pt at the issue's counts (50 prompts x 6 categories
+#     pytest.log           the toolkit's pytest suite on this machine's torch (PYTEST=1)
+#     shapes_eval.json     (EVAL_FULL=1) ShapesEval of ema_fp16.pt at the issue's counts (50 prompts x 6 categories
 #                          x 4 seeds, 300 questions, 300 edits), manifest default sampling, + per case
 #     env.txt              GPU, torch version, timings
 #     vae.pt               the stage-A VAE alone (standardised), reusable with VAE_FROM=...
-#     figures.md           MODEL_CARD figures (toolkit.card: training facts + ShapesEval per category)
+#     figures.md           (EVAL_FULL=1) MODEL_CARD figures (toolkit.card: training facts + ShapesEval per category)
 # Then, back on the CPU machine (from models/):
 #     /usr/bin/python3 -m toolkit.train --out toolkit/runs/gpu --export-only \
 #         --weights /path/to/ema_fp16.pt --export unipic-tiny
 #     /usr/bin/python3 -m toolkit.fixtures --weights /path/to/ema_fp16.pt   # engine fixtures for the new weights
 # and copy the figures of shapes_eval.json into unipic-tiny/MODEL_CARD.md.
 #
-# Knobs (environment): TRAIN_MIN (stage B minutes, default 5.0), VAE_MIN (stage A, default 1.25),
-# EVAL_FULL (1: run the full ShapesEval, default 1), EVAL_ARGS (its counts), BATCHES ("256 192 128"),
-# LR (1e-3), DEVICE (cuda; cpu only to dry-run this script), WORKERS (data processes, default 12),
-# PREFLIGHT (1: ~30 s toy run of every code path first, default 1), TRAIN_ARGS (extra toolkit.train flags), VAE_FROM (a stage-A vae.pt to reuse), PYTHON,
-# INIT_FROM (an earlier run's ema_fp16.pt: continue training from it with a fresh optimizer / schedule
-# and fresh data; stage A is skipped, its VAE is reused). To get the file there, put it under the
-# git-ignored models/toolkit/runs/prev/ and name that folder in the device call's `carry`, e.g.
-#     carry ["models/toolkit/runs/prev"], command
-#     INIT_FROM=models/toolkit/runs/prev/ema_fp16.pt bash models/toolkit/gpu_train.sh
+# Knobs (environment): DEADLINE (seconds from the start by which everything is written, default 570;
+# the device command limit is 600), TRAIN_MIN (stage B minutes; default auto = what the deadline
+# leaves), VAE_MIN (stage A, default 1.25), EVAL_MINUTES (periodic small ShapesEval, default 1.75),
+# EVAL_FULL (1: also run the full ShapesEval here, default 0: it runs on the CPU afterwards, see
+# below), EVAL_ARGS (its counts), BATCHES ("256 192 128"), LR (1e-3), DEVICE (cuda; cpu only to
+# dry-run this script), WORKERS (data processes, default 12), PREFLIGHT (1: ~30 s toy run of every
+# code path first, default 1), PYTEST (1: the toolkit's pytest suite in the background on this
+# machine's torch, default 1), TRAIN_ARGS (extra toolkit.train flags), VAE_FROM (a stage-A vae.pt to
+# reuse), PYTHON,
 set -uo pipefail
 T0=$(date +%s)
 OUT=${OUT:-/tmp/unipic-out}
@@ -38,9 +39,11 @@ OUT=$(realpath "$OUT")
 cd "$(dirname "$0")/.."                              # models/
 RUN=${RUN_DIR:-/tmp/unipic-run}
 PY=${PYTHON:-python3}
-TRAIN_MIN=${TRAIN_MIN:-5.0}
+DEADLINE=${DEADLINE:-570}
+TRAIN_MIN=${TRAIN_MIN:-auto}
 VAE_MIN=${VAE_MIN:-1.25}
-EVAL_FULL=${EVAL_FULL:-1}
+EVAL_MINUTES=${EVAL_MINUTES:-1.75}
+EVAL_FULL=${EVAL_FULL:-0}
 EVAL_ARGS=${EVAL_ARGS:---n-per-category 50 --seeds 4 --questions 300 --edits 300}
 DEVICE=${DEVICE:-cuda}
 read -r BG BE BU <<<"${BATCHES:-256 192 128}"
@@ -57,6 +60,13 @@ export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=4
   echo "TRAIN_MIN=$TRAIN_MIN VAE_MIN=$VAE_MIN batches=$BG/$BE/$BU lr=$LR"
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
+
+# The toolkit's own tests on this machine's torch (2.x here, 1.13 on the CPU machines), on spare cores.
+if [ "${PYTEST:-1}" = 1 ]; then
+  ( OMP_NUM_THREADS=3 timeout 480 $PY -m pytest -q -p no:cacheprovider toolkit/tests >"$OUT/pytest.log" 2>&1
+    echo "pytest exit $? after $(( $(date +%s) - T0 )) s" >>"$OUT/pytest.log" ) &
+  PYTEST_PID=$!
+fi
 
 # Preflight (~30 s): every code path of the run (VAE steps, standardisation, agreement, train steps,
 # periodic eval, checkpoint, resume, the evaluator) at toy sizes on this device, so a CUDA-only bug
@@ -78,12 +88,23 @@ if [ "${PREFLIGHT:-1}" = 1 ]; then
   fi
 fi
 
-# Stage A (VAE) + stage B (UniPic), EMA evaluated every 2000 steps on the small fixed set.
-$PY -m toolkit.train --out "$RUN" --device "$DEVICE" \
+# Stage B gets what the deadline leaves after stage A (~25 s of metrics and start-up), the periodic
+# evaluations (~15 s each) and ~25 s to write the weights.
+NOW=$(( $(date +%s) - T0 ))
+if [ "$TRAIN_MIN" = auto ]; then
+  TRAIN_MIN=$(awk -v d="$DEADLINE" -v n="$NOW" -v v="$VAE_MIN" -v e="$EVAL_MINUTES" 'BEGIN {
+    t = d - n - 60 * v - 50; t -= 15 * int(t / (60 * e)); printf "%.2f", (t > 30 ? t : 30) / 60 }')
+fi
+echo "stage B: $TRAIN_MIN min (started at $NOW s, deadline $DEADLINE s)" | tee -a "$OUT/env.txt"
+
+# Stage A (VAE) + stage B (UniPic), EMA evaluated every EVAL_MINUTES on the small fixed set. The
+# trainer checkpoints (ema.pt included) every minute, so a run stopped by the deadline keeps its last one.
+timeout $(( DEADLINE - 20 - NOW )) $PY -m toolkit.train --out "$RUN" --device "$DEVICE" \
     --vae-minutes "$VAE_MIN" --vae-steps 100000 --vae-batch 128 --vae-lr 1e-3 \
     --minutes "$TRAIN_MIN" --reserve-minutes 0.25 \
     --batch-gen "$BG" --batch-edit "$BE" --batch-und "$BU" --lr "$LR" --warmup 300 --ema 0.999 \
-    --eval-every 2000 --ckpt-minutes 2 --log-every 50 --no-export ${WORKERS:+--workers $WORKERS} \
+    --eval-every 0 --eval-minutes "$EVAL_MINUTES" --eval-batch 200 --no-final-eval \
+    --ckpt-every 0 --ckpt-minutes 1 --log-every 50 --no-export ${WORKERS:+--workers $WORKERS} \
     ${INIT_FROM:+--init-from "$INIT_FROM" --seed $(( $(date +%s) % 100000 ))} ${TRAIN_ARGS:-} \
     2> >(tee "$OUT/train.err" >&2) | tee "$OUT/eval_curve.jsonl"
 echo "train exit ${PIPESTATUS[0]} after $(( $(date +%s) - T0 )) s" | tee -a "$OUT/env.txt"
@@ -99,7 +120,7 @@ print("ema_fp16.pt written", sum(v.numel() for v in sd.values()), "values")
 EOF
 
 # Full ShapesEval of exactly those weights (torch backend on the GPU, reference sampler), if time is left.
-LEFT=$(( 570 - ( $(date +%s) - T0 ) ))
+LEFT=$(( DEADLINE - ( $(date +%s) - T0 ) ))
 if [ "$EVAL_FULL" = 1 ] && [ "$LEFT" -gt 60 ]; then
   # shellcheck disable=SC2086
   timeout "$LEFT" $PY -m toolkit.evaluate --weights "$OUT/ema_fp16.pt" --device "$DEVICE" $EVAL_ARGS --batch 200 \
@@ -107,7 +128,11 @@ if [ "$EVAL_FULL" = 1 ] && [ "$LEFT" -gt 60 ]; then
 else
   echo "full eval skipped ($LEFT s left)" | tee -a "$OUT/env.txt"
 fi
-$PY -m toolkit.card --log "$OUT/log.jsonl" $( [ -f "$OUT/shapes_eval.json" ] && echo --eval "$OUT/shapes_eval.json" ) \
+[ -f "$OUT/shapes_eval.json" ] && $PY -m toolkit.card --log "$OUT/log.jsonl" --eval "$OUT/shapes_eval.json" \
     > "$OUT/figures.md" && cat "$OUT/figures.md"
+if [ -n "${PYTEST_PID:-}" ]; then
+  timeout $(( DEADLINE + 25 - ( $(date +%s) - T0 ) )) tail --pid="$PYTEST_PID" -f /dev/null
+  tail -5 "$OUT/pytest.log"
+fi
 echo "done after $(( $(date +%s) - T0 )) s" | tee -a "$OUT/env.txt"
 ls -la "$OUT"

@@ -190,6 +190,7 @@ class Trainer(StageA):
         hist = {k: deque(maxlen=max(10, a.log_every))
                 for k in ("loss", "gen", "edit", "und", "und_acc", "gen_mse", "edit_mse")}
         rate_mark = None
+        last_ev = time.time()
         model.train()
         model.vae.eval()
         step = state["step"]
@@ -247,13 +248,15 @@ class Trainer(StageA):
                 if a.ckpt_every and step % a.ckpt_every == 0 or time.time() - last_ck > a.ckpt_minutes * 60:
                     self.save(model, ema, opt, state)
                     last_ck = time.time()
-                if a.eval_every and step % a.eval_every == 0:
+                due = a.eval_minutes and time.time() - last_ev > a.eval_minutes * 60
+                if a.eval_every and step % a.eval_every == 0 or due:
                     self.log.bar("", final=True)
                     t_ev = time.time()
                     self.evaluate(model, ema, step, cases, tok)
                     model.train()
                     model.vae.eval()
                     t_start += time.time() - t_ev  # evaluation time is not training time
+                    last_ev = time.time()
         finally:
             stream.close()
         self.log.bar("", final=True)
@@ -306,6 +309,8 @@ def parse_args(argv=None):
     # logging / eval / checkpoints
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--eval-every", type=int, default=1000, help="0: no periodic evaluation")
+    ap.add_argument("--eval-minutes", type=float, default=None,
+                    help="also evaluate every N minutes of wall clock (when the step rate is unknown ahead)")
     ap.add_argument("--no-final-eval", dest="final_eval", action="store_false")
     ap.add_argument("--eval-gen", type=int, default=12, help="prompts per generation category (1 seed)")
     ap.add_argument("--eval-und", type=int, default=60)
