@@ -328,6 +328,7 @@ def parse_args(argv=None):
     ap.add_argument("--no-export", action="store_true")
     ap.add_argument("--export-only", action="store_true", help="export OUT/ema.pt (or --weights) and stop")
     ap.add_argument("--weights", help="with --export-only: a UniPic state dict to export instead of OUT/ema.pt")
+    ap.add_argument("--source", help="with --export-only: the manifest's `source` text (how the weights were made)")
     ap.add_argument("--sweep", action="store_true", help="tune sampling_defaults by a small sweep before export")
     a = ap.parse_args(argv)
     if a.steps is None and a.minutes is None:
@@ -348,8 +349,8 @@ def main(argv=None):
         if a.sweep:
             sampling, rows = sweep_sampling(w, tr.cfg, tr.dev, log=lambda m: tr.log.bar(m, final=True))
             tr.log.write({"stage": "sweep", "rows": rows, "chosen": sampling})
-        man = export_weights(w, export_dir, tr.cfg, f"trained: {os.path.basename(a.weights or 'ema.pt')} "
-                             f"({os.path.abspath(a.out)})", sampling)
+        src = a.source or f"trained: {os.path.basename(a.weights or 'ema.pt')} ({os.path.abspath(a.out)})"
+        man = export_weights(w, export_dir, tr.cfg, src, sampling)
         print(f"exported {export_dir}: sampling_defaults {man['sampling_defaults']}")
         return
     t0 = time.time()
