@@ -4,12 +4,10 @@
  * accessibility (axe-core) and phone width. Screenshots go to test-results/web.
  * Without /usr/bin/chromium the suite is skipped and says why.
  */
-import { copyFile, mkdir } from "node:fs/promises";
-import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { gqlOk, startTestApp, type TestApp } from "../helpers/app.js";
-import { axeSerious, circlePng, ensureWebBuild, HAS_CHROMIUM, launch, ROOT, shot, SKIP_REASON } from "./helpers.js";
+import { axeSerious, circlePng, ensureWebBuild, HAS_CHROMIUM, launch, shot, SKIP_REASON } from "./helpers.js";
 
 const LAST_TURNS = `query($id: ID!) { conversation(id: $id) { title turns(last: 10) { nodes { id role task status text params inputImages { id } } } } }`;
 
@@ -335,11 +333,6 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "web client in Chromium" : `web cl
     await send(p, "what color is the circle?");
     await p.getByRole("textbox", { name: "Message" }).fill("make the circle blue");
     await expect.poll(() => p.locator(".turn.user img").evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth))).toEqual([256]);
-    const file = await shot(p, "conversation");
-    // docs/screenshot.png is tracked: refresh it only when asked (UPDATE_SCREENSHOT=1 npm test -- test/web).
-    if (process.env.UPDATE_SCREENSHOT === "1") {
-      await mkdir(path.join(ROOT, "docs"), { recursive: true });
-      await copyFile(file, path.join(ROOT, "docs/screenshot.png"));
-    }
+    await shot(p, "conversation");
   });
 });

@@ -7,7 +7,9 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp, type TestApp } from "../helpers/app.js";
-import { ensureWebBuild, HAS_CHROMIUM, launch, shot, SKIP_REASON } from "./helpers.js";
+import { copyFile, mkdir } from "node:fs/promises";
+import path from "node:path";
+import { ensureWebBuild, HAS_CHROMIUM, launch, ROOT, scenePng, shot, SKIP_REASON } from "./helpers.js";
 
 const TURN_TIMEOUT = 120_000;
 
@@ -82,7 +84,40 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "the shapes conversation in the we
     await page.close();
   });
 
-  // needs the engine (issue 5/6) and the trained unipic-tiny (issue 4)
+  // The trained weights answer questions well (MODEL_CARD: understanding ~0.9) but cannot yet draw
+  // or edit reliably, so here the picture is uploaded and the answer is checked; the edit that
+  // follows is checked for its mechanics (it runs on that upload and shows an image).
+  it("answers a question about an uploaded picture, then edits it", { timeout: 3 * TURN_TIMEOUT }, async (ctx) => {
+    if (t.app.engine === null) ctx.skip();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${t.url}/?key=${encodeURIComponent(t.adminKey)}`);
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByRole("heading", { level: 2, name: "New conversation" }).waitFor();
+    const red = await scenePng([{ shape: "circle", color: "red", cx: 0.5, cy: 0.5, s: 0.2 }]);
+    await page.locator('input[type="file"]').setInputFiles({ name: "red-circle.png", mimeType: "image/png", buffer: red });
+    await expect.poll(() => page.getByRole("list", { name: "Attached images" }).locator("li").count()).toBe(1);
+    await send(page, "what color is the circle?");
+    expect(await waitForReply(page)).toBe("Done");
+    const answer = await page.locator(".turn.assistant").last().locator(".text").innerText();
+    expect(answer.trim().toLowerCase()).toBe("red");
+
+    await send(page, "make the circle blue"); // no attachment: edits the conversation's latest image
+    expect(await waitForReply(page)).toBe("Done");
+    const edited = page.locator(".turn.assistant").last().locator("figure.output img");
+    await expect.poll(() => edited.evaluate((img) => (img as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+    const file = await shot(page, "answer-and-edit");
+    // docs/screenshot.png is tracked: refresh it only when asked (UPDATE_SCREENSHOT=1 npm test -- test/web).
+    if (process.env.UPDATE_SCREENSHOT === "1") {
+      await mkdir(path.join(ROOT, "docs"), { recursive: true });
+      await copyFile(file, path.join(ROOT, "docs/screenshot.png"));
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  // needs unipic-tiny to draw and edit reliably (issue 4: generation 0.0, editing 0.05 today)
   it.skip("red circle -> make the circle blue -> what color is the circle? (previews sharpen; the answer says blue)", { timeout: 6 * TURN_TIMEOUT }, async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const errors: string[] = [];

@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
+import { render, type SceneObject } from "../../src/shapes/world.js";
 
 const require = createRequire(import.meta.url);
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -99,6 +100,12 @@ export async function axeSerious(page: Page): Promise<AxeViolation[]> {
   return violations
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, failureSummary: n.failureSummary })) }));
+}
+
+/** A ShapesWorld scene rendered as the model saw in training (64 px, flat palette colours), as PNG. */
+export async function scenePng(scene: readonly SceneObject[], size = 64): Promise<Buffer> {
+  const sharp = (await import("sharp")).default;
+  return sharp(Buffer.from(render(scene, size)), { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
 }
 
 /** A small PNG of a filled circle, for uploads. */
