@@ -15,25 +15,38 @@
 #     vae.pt               the stage-A VAE alone (standardised), reusable with VAE_FROM=...
 #     figures.md           (EVAL_FULL=1) MODEL_CARD figures (toolkit.card: training facts + ShapesEval per category)
 # Then, back on the CPU machine (from models/):
+#     cp /path/to/ema_fp16.pt checkpoints/unipic-tiny-ema-fp16.pt          # the next run continues from it
 #     /usr/bin/python3 -m toolkit.train --out toolkit/runs/gpu --export-only \
-#         --weights /path/to/ema_fp16.pt --export unipic-tiny
-#     /usr/bin/python3 -m toolkit.fixtures --weights /path/to/ema_fp16.pt   # engine fixtures for the new weights
-# and copy the figures of shapes_eval.json into unipic-tiny/MODEL_CARD.md.
+#         --weights checkpoints/unipic-tiny-ema-fp16.pt --export unipic-tiny --source "how it was made"
+#     /usr/bin/python3 -m toolkit.fixtures --weights checkpoints/unipic-tiny-ema-fp16.pt   # engine fixtures
+#     /usr/bin/python3 -m toolkit.evaluate --weights checkpoints/unipic-tiny-ema-fp16.pt --device cpu \
+#         --n-per-category 50 --seeds 4 --questions 300 --edits 300 --out shapes_eval.json   # ~10 min on 2 cores
+# and put the figures (python -m toolkit.card --eval shapes_eval.json --log log.jsonl) in unipic-tiny/MODEL_CARD.md.
+#
+# Warm start is the default: every run continues from the committed EMA weights
+# (models/checkpoints/unipic-tiny-ema-fp16.pt, VAE included, so stage A is skipped) with a fresh
+# optimizer, schedule and data seed, so GPU sessions add up. FRESH=1 trains from scratch (stage A too);
+# INIT_FROM=path continues from another file (put it under the git-ignored models/toolkit/runs/ and
+# name that folder in the device call's `carry`).
 #
 # Knobs (environment): DEADLINE (seconds from the start by which everything is written, default 570;
 # the device command limit is 600), TRAIN_MIN (stage B minutes; default auto = what the deadline
-# leaves), VAE_MIN (stage A, default 1.25), EVAL_MINUTES (periodic small ShapesEval, default 1.75),
-# EVAL_FULL (1: also run the full ShapesEval here, default 0: it runs on the CPU afterwards, see
-# below), EVAL_ARGS (its counts), BATCHES ("256 192 128"), LR (1e-3), DEVICE (cuda; cpu only to
-# dry-run this script), WORKERS (data processes, default 12), PREFLIGHT (1: ~30 s toy run of every
-# code path first, default 1), PYTEST (1: the toolkit's pytest suite in the background on this
-# machine's torch, default 1), TRAIN_ARGS (extra toolkit.train flags), VAE_FROM (a stage-A vae.pt to
-# reuse), PYTHON,
+# leaves), VAE_MIN (stage A, default 1.25; 0 when warm-starting), EVAL_MINUTES (periodic small
+# ShapesEval, default 1.75), EVAL_FULL (1: also run the full ShapesEval here, default 0: it runs on
+# the CPU afterwards, above), EVAL_ARGS (its counts), BATCHES (gen/edit/und, default "512 256 128";
+# at these sizes the step is launch-bound, ~0.17 s on an H200), LR (1e-3 fresh, 6e-4 warm),
+# DEVICE (cuda; cpu only to dry-run this script), WORKERS (data processes, default 12), PREFLIGHT
+# (1: ~30 s toy run of every code path first, default 1), PYTEST (1: the toolkit's pytest suite in
+# the background on this machine's torch, default 1), TRAIN_ARGS (extra toolkit.train flags, e.g.
+# "--ema 0.9995"), VAE_FROM (a stage-A vae.pt to reuse), PYTHON.
 set -uo pipefail
 T0=$(date +%s)
 OUT=${OUT:-/tmp/unipic-out}
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
+DEFAULT_INIT="$(dirname "$0")/../checkpoints/unipic-tiny-ema-fp16.pt"
+if [ "${FRESH:-0}" != 1 ] && [ -z "${INIT_FROM:-}" ] && [ -f "$DEFAULT_INIT" ]; then INIT_FROM=$DEFAULT_INIT; fi
+[ "${FRESH:-0}" = 1 ] && INIT_FROM=
 [ -n "${INIT_FROM:-}" ] && INIT_FROM=$(realpath "$INIT_FROM")   # paths given relative to where we start
 [ -n "${VAE_FROM:-}" ] && VAE_FROM=$(realpath "$VAE_FROM")
 cd "$(dirname "$0")/.."                              # models/
@@ -41,12 +54,12 @@ RUN=${RUN_DIR:-/tmp/unipic-run}
 PY=${PYTHON:-python3}
 DEADLINE=${DEADLINE:-570}
 TRAIN_MIN=${TRAIN_MIN:-auto}
-VAE_MIN=${VAE_MIN:-1.25}
+if [ -n "${INIT_FROM:-}" ]; then VAE_MIN=${VAE_MIN:-0}; LR=${LR:-6e-4}; WARMUP=60; else VAE_MIN=${VAE_MIN:-1.25}; WARMUP=300; fi
 EVAL_MINUTES=${EVAL_MINUTES:-1.75}
 EVAL_FULL=${EVAL_FULL:-0}
 EVAL_ARGS=${EVAL_ARGS:---n-per-category 50 --seeds 4 --questions 300 --edits 300}
 DEVICE=${DEVICE:-cuda}
-read -r BG BE BU <<<"${BATCHES:-256 192 128}"
+read -r BG BE BU <<<"${BATCHES:-512 256 128}"
 LR=${LR:-1e-3}
 mkdir -p "$OUT" "$RUN"
 # VAE_FROM=path/to/vae.pt (from an earlier run's $OUT) skips stage A
@@ -57,7 +70,7 @@ export PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=4
   echo "start $(date -u +%FT%TZ)"
   nvidia-smi -L 2>/dev/null || true
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"
-  echo "TRAIN_MIN=$TRAIN_MIN VAE_MIN=$VAE_MIN batches=$BG/$BE/$BU lr=$LR"
+  echo "TRAIN_MIN=$TRAIN_MIN VAE_MIN=$VAE_MIN batches=$BG/$BE/$BU lr=$LR init=${INIT_FROM:-none (fresh)}"
 } > "$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
@@ -102,7 +115,7 @@ echo "stage B: $TRAIN_MIN min (started at $NOW s, deadline $DEADLINE s)" | tee -
 timeout $(( DEADLINE - 20 - NOW )) $PY -m toolkit.train --out "$RUN" --device "$DEVICE" \
     --vae-minutes "$VAE_MIN" --vae-steps 100000 --vae-batch 128 --vae-lr 1e-3 \
     --minutes "$TRAIN_MIN" --reserve-minutes 0.25 \
-    --batch-gen "$BG" --batch-edit "$BE" --batch-und "$BU" --lr "$LR" --warmup 300 --ema 0.999 \
+    --batch-gen "$BG" --batch-edit "$BE" --batch-und "$BU" --lr "$LR" --warmup "$WARMUP" --ema 0.999 \
     --eval-every 0 --eval-minutes "$EVAL_MINUTES" --eval-batch 200 --no-final-eval \
     --ckpt-every 0 --ckpt-minutes 1 --log-every 50 --no-export ${WORKERS:+--workers $WORKERS} \
     ${INIT_FROM:+--init-from "$INIT_FROM" --seed $(( $(date +%s) % 100000 ))} ${TRAIN_ARGS:-} \
