@@ -2,9 +2,10 @@
 
     cd models && /usr/bin/python3 -m toolkit.fixtures --out ../test/fixtures/toolkit
 
-All model-dependent fixtures use the `tiny` config with seeded random weights (the same weights as
-`python -m toolkit.export --config tiny --random-seed SEED`), so they hold for models/unipic-tiny
-exported with that seed. Tensors are {"dtype", "shape", "b64"} (little-endian, row-major).
+All model-dependent fixtures use the `tiny` config with the weights models/unipic-tiny was exported
+from: seeded random weights (`--random-seed SEED`, as `python -m toolkit.export --config tiny
+--random-seed SEED`) or a trained state dict (`--weights checkpoints/unipic-tiny-ema-fp16.pt`, the
+committed weights). Tensors are {"dtype", "shape", "b64"} (little-endian, row-major).
 """
 
 from __future__ import annotations
@@ -60,10 +61,14 @@ def schedule_fixture() -> dict:
             "cfg_linear": {"cfg": 3.0, "L": 64, "values": [cfg_scale(3.0, "linear", 64, m["mask_len"]) for m in mask_steps(64, 16)]}}
 
 
+MODELS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # models/
+
+
 def _header(cfg, seed, kind):
     if isinstance(seed, str):  # trained weights
+        rel = os.path.relpath(os.path.abspath(seed), MODELS)  # the same text from any working directory
         return {"format": FORMAT, "kind": kind, "model": {"config": cfg.name, "weights": os.path.basename(seed),
-                                                           "export": f"python -m toolkit.export --config {cfg.name} --weights {seed}"}}
+                                                           "export": f"python -m toolkit.export --config {cfg.name} --weights {rel}"}}
     return {"format": FORMAT, "kind": kind, "model": {"config": cfg.name, "random_seed": seed,
                                                        "export": f"python -m toolkit.export --config {cfg.name} --random-seed {seed}"}}
 

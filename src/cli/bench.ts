@@ -85,10 +85,13 @@ function torchReference(engine: Engine, params: Partial<ImageParams>, runs: numb
   const python = "/usr/bin/python3";
   const models = fileURLToPath(new URL("../../models", import.meta.url));
   const source = engine.model.manifest.source;
+  // The same weights in torch: the seeded random export, or the checkpoint the manifest names.
   const seed = /random weights, seed (\d+)/.exec(source);
-  if (!existsSync(python) || seed === null) return null; // trained weights: no torch state dict to load here
+  const checkpoint = /\bmodels\/(checkpoints\/\S+\.pt)\b/.exec(source);
+  const weights = seed !== null ? ["--random-seed", seed[1]!] : checkpoint !== null && existsSync(path.join(models, checkpoint[1]!)) ? ["--weights", checkpoint[1]!] : null;
+  if (!existsSync(python) || weights === null) return null;
   const p = engine.imageParams({ ...params, seed: 0 });
-  const r = spawnSync(python, ["-m", "toolkit.bench", "--steps", String(p.steps), "--cfg", String(p.cfg), "--cfg-schedule", p.cfgSchedule, "--temperature", String(p.temperature), "--diffusion-steps", String(p.diffusionSteps), "--runs", String(runs), "--random-seed", seed[1]!], {
+  const r = spawnSync(python, ["-m", "toolkit.bench", "--steps", String(p.steps), "--cfg", String(p.cfg), "--cfg-schedule", p.cfgSchedule, "--temperature", String(p.temperature), "--diffusion-steps", String(p.diffusionSteps), "--runs", String(runs), ...weights], {
     cwd: models,
     env: { ...process.env, OPENBLAS_NUM_THREADS: "1" },
     encoding: "utf8",

@@ -116,14 +116,32 @@ COMMITTED = os.path.join(os.path.dirname(__file__), "..", "..", "unipic-tiny")
 
 
 @needs_node
-def test_committed_tiny_is_seed0(tiny, tiny_export):
-    """models/unipic-tiny must be `toolkit.export --config tiny --random-seed 0` (the fixtures assume it)."""
+def test_committed_tiny_matches_its_source(tiny, tmp_path):
+    """models/unipic-tiny must be exactly what its manifest's `source` says: the seeded random
+    export, or the export of the committed checkpoint it names (the engine fixtures assume it)."""
+    import re
+
+    import torch
+
+    from toolkit.config import TINY
+    from toolkit.export import export
+    from toolkit.model import UniPic
+    from toolkit.tokenizer import build_tiny_tokenizer
+
     if not os.path.exists(os.path.join(COMMITTED, "manifest.json")):
         pytest.skip("models/unipic-tiny not exported")
     man = json.load(open(os.path.join(COMMITTED, "manifest.json")))
-    if man["source"] != "random weights, seed 0":
-        pytest.skip(f"models/unipic-tiny holds other weights: {man['source']}")
-    _, fresh = tiny_export
+    ckpt = re.search(r"\bmodels/(checkpoints/\S+\.pt)\b", man["source"])
+    if man["source"] == "random weights, seed 0":
+        model = tiny
+    elif ckpt:
+        model = UniPic(TINY)
+        sd = torch.load(os.path.join(COMMITTED, "..", ckpt.group(1)), map_location="cpu")
+        model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
+        model.eval()
+    else:
+        pytest.fail(f"models/unipic-tiny's source names neither a seed nor a committed checkpoint: {man['source']}")
+    fresh = export(model, build_tiny_tokenizer(TINY.vocab_size), str(tmp_path), name="unipic-tiny", source="test")
     assert {k: v for k, v in man.items() if k != "source"} == {k: v for k, v in fresh.items() if k != "source"}
     for role in man["graphs"]:
-        assert parity(tiny, COMMITTED, role, f"committed unipic-tiny/{role}", seed=9, B=2, V=3, n=2, P=2, T=3) < 1e-4
+        assert parity(model, COMMITTED, role, f"committed unipic-tiny/{role}", seed=9, B=2, V=3, n=2, P=2, T=3) < 1e-4
