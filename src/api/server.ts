@@ -15,6 +15,7 @@ import { AppError, ErrorCode } from "../errors.js";
 import type { UserRow } from "../store/index.js";
 import { authenticate } from "./auth.js";
 import type { Context } from "./context.js";
+import { sharedSubscribe } from "./shared-subscribe.js";
 import { formatError, toGraphQLError } from "./errors.js";
 import { authenticateRequest, handleDownload, handleUpload, readBody, sendError, sendJson } from "./http.js";
 import { connectionFields, enforceOperationLimits } from "./limits.js";
@@ -69,6 +70,8 @@ export async function startServer(options: ServerOptions, port: number, host: st
     {
       schema,
       context: (ctx): Context => ({ user: ctx.extra.user!, services }),
+      // One execution per event for identical subscriptions (50 watchers of a turn share it).
+      subscribe: sharedSubscribe((args) => (args.contextValue as Context).user.id),
       onConnect: async (ctx) => {
         try {
           ctx.extra.user = await authenticate(store, ctx.connectionParams?.authorization);
