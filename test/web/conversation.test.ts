@@ -27,6 +27,17 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "the shapes conversation in the we
     await t?.close();
   });
 
+  /** A signed-in page on a new conversation, collecting page errors. */
+  async function newConversationPage(): Promise<{ page: Page; errors: string[] }> {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    await page.goto(`${t.url}/?key=${encodeURIComponent(t.adminKey)}`);
+    await page.getByRole("button", { name: "New conversation" }).first().click();
+    await page.getByRole("heading", { level: 2, name: "New conversation" }).waitFor();
+    return { page, errors };
+  }
+
   /** Waits until the latest reply is final; returns its status word. */
   async function waitForReply(page: Page): Promise<string> {
     const badge = page.locator(".turn.assistant").last().locator(".badge");
@@ -89,12 +100,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "the shapes conversation in the we
   // follows is checked for its mechanics (it runs on that upload and shows an image).
   it("answers a question about an uploaded picture, then edits it", { timeout: 3 * TURN_TIMEOUT }, async (ctx) => {
     if (t.app.engine === null) ctx.skip();
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const errors: string[] = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(`${t.url}/?key=${encodeURIComponent(t.adminKey)}`);
-    await page.getByRole("button", { name: "New conversation" }).first().click();
-    await page.getByRole("heading", { level: 2, name: "New conversation" }).waitFor();
+    const { page, errors } = await newConversationPage();
     const red = await scenePng([{ shape: "circle", color: "red", cx: 0.5, cy: 0.5, s: 0.2 }]);
     await page.locator('input[type="file"]').setInputFiles({ name: "red-circle.png", mimeType: "image/png", buffer: red });
     await expect.poll(() => page.getByRole("list", { name: "Attached images" }).locator("li").count()).toBe(1);
@@ -119,12 +125,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "the shapes conversation in the we
 
   // needs unipic-tiny to draw and edit reliably (issue 4: generation 0.0, editing 0.05 today)
   it.skip("red circle -> make the circle blue -> what color is the circle? (previews sharpen; the answer says blue)", { timeout: 6 * TURN_TIMEOUT }, async () => {
-    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    const errors: string[] = [];
-    page.on("pageerror", (e) => errors.push(e.message));
-    await page.goto(`${t.url}/?key=${encodeURIComponent(t.adminKey)}`);
-    await page.getByRole("button", { name: "New conversation" }).first().click();
-    await page.getByRole("heading", { level: 2, name: "New conversation" }).waitFor();
+    const { page, errors } = await newConversationPage();
 
     await recordFrames(page);
 
