@@ -33,8 +33,9 @@
 # the device command limit is 600), TRAIN_MIN (stage B minutes; default auto = what the deadline
 # leaves), VAE_MIN (stage A, default 1.25; 0 when warm-starting), EVAL_MINUTES (periodic small
 # ShapesEval, default 1.75), EVAL_FULL (1: also run the full ShapesEval here, default 0: it runs on
-# the CPU afterwards, above), EVAL_ARGS (its counts), BATCHES (gen/edit/und, default "512 256 128";
-# at these sizes the step is launch-bound, ~0.17 s on an H200), LR (1e-3 fresh, 6e-4 warm),
+# the CPU afterwards, above), EVAL_ARGS (its counts), BATCHES (gen/edit/und, default "1024 512 128":
+# at 512/256/128 the step was launch-bound, ~0.17 s on an H200, so drawing gets twice the samples
+# per step for little more time; not yet measured at this size), LR (1e-3 fresh, 6e-4 warm),
 # DEVICE (cuda; cpu only to dry-run this script), WORKERS (data processes, default 12), PREFLIGHT
 # (1: ~30 s toy run of every code path first, default 1), PYTEST (1: the toolkit's pytest suite in
 # the background on this machine's torch, default 1), TRAIN_ARGS (extra toolkit.train flags, e.g.
@@ -59,7 +60,7 @@ EVAL_MINUTES=${EVAL_MINUTES:-1.75}
 EVAL_FULL=${EVAL_FULL:-0}
 EVAL_ARGS=${EVAL_ARGS:---n-per-category 50 --seeds 4 --questions 300 --edits 300}
 DEVICE=${DEVICE:-cuda}
-read -r BG BE BU <<<"${BATCHES:-512 256 128}"
+read -r BG BE BU <<<"${BATCHES:-1024 512 128}"
 LR=${LR:-1e-3}
 mkdir -p "$OUT" "$RUN"
 # VAE_FROM=path/to/vae.pt (from an earlier run's $OUT) skips stage A
