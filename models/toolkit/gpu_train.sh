@@ -34,7 +34,7 @@
 # leaves), VAE_MIN (stage A, default 1.25; 0 when warm-starting), EVAL_MINUTES (periodic small
 # ShapesEval, default 1.75), EVAL_FULL (1: also run the full ShapesEval here, default 0: it runs on
 # the CPU afterwards, above), EVAL_ARGS (its counts), BATCHES (gen/edit/und, default "1024 512 128":
-# at 512/256/128 the step was launch-bound, ~0.17 s on an H200, so drawing gets twice the samples
+# at 512/256/128 the step (~0.17 s on an H200) looked launch-bound (not profiled), so drawing gets twice the samples
 # per step for little more time; not yet measured at this size), LR (1e-3 fresh, 6e-4 warm),
 # DEVICE (cuda; cpu only to dry-run this script), WORKERS (data processes, default 12), PREFLIGHT
 # (1: ~30 s toy run of every code path first, default 1), PYTEST (1: the toolkit's pytest suite in
