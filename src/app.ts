@@ -7,7 +7,8 @@ import type { Config } from "./config.js";
 import { startAdminSocket, type AdminSocket } from "./api/admin.js";
 import { EngineRunner } from "./api/runner.js";
 import { startServer, type RunningServer } from "./api/server.js";
-import { RemoteEngine } from "./engine/remote.js";
+import { EnginePool } from "./engine/pool.js";
+import type { EngineClient } from "./engine/remote.js";
 import { createServices, type Services } from "./api/service.js";
 import { createStore, openDatabase, type Database, type Store } from "./store/index.js";
 
@@ -17,7 +18,7 @@ export interface App {
   database: Database;
   store: Store;
   /** Null when ENGINE=off or the model failed to load (then /readyz says not ready). */
-  engine: RemoteEngine | null;
+  engine: EngineClient | null;
   /** Set on the first start with an empty database: the admin's key, to print once. */
   adminKey: string | null;
   close(): Promise<void>;
@@ -31,17 +32,11 @@ export async function ensureAdmin(store: Store): Promise<string | null> {
 }
 
 /** Loads the model; a failure is logged and leaves the server up but not ready. */
-async function loadEngine(config: Config, log: (line: string) => void): Promise<RemoteEngine | null> {
+async function loadEngine(config: Config, log: (line: string) => void): Promise<EngineClient | null> {
   if (!config.engineEnabled) return null;
   try {
-    return await RemoteEngine.load({
-      modelDir: config.modelDir,
-      provider: config.engineProvider,
-      threads: config.engineThreads,
-      maxQueue: config.limits.maxQueueLength,
-      maxBatch: config.engineBatch,
-      log,
-    });
+    const options = { modelDir: config.modelDir, provider: config.engineProvider, threads: config.engineThreads, maxQueue: config.limits.maxQueueLength, maxBatch: config.engineBatch, log };
+    return await EnginePool.load(options, config.engineWorkers);
   } catch (error) {
     log(`engine: not loaded: ${(error as Error)?.message ?? String(error)}`);
     return null;
@@ -52,7 +47,7 @@ export async function startApp(config: Config, log: (line: string) => void = () 
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let server: RunningServer | undefined;
   let admin: AdminSocket | undefined;
-  let engine: RemoteEngine | null = null;
+  let engine: EngineClient | null = null;
   try {
     const store = createStore(database);
     const adminKey = await ensureAdmin(store);

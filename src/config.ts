@@ -42,6 +42,8 @@ export interface Config {
   engineEnabled: boolean;
   /** Jobs decoded together at most (continuous batching). */
   engineBatch: number;
+  /** Engine worker threads, each with the model loaded (ENGINE_WORKERS). */
+  engineWorkers: number;
   /** Hide internals (messages of INTERNAL errors, stack traces) from clients. */
   production: boolean;
   /** Echo logs (the API key line is always printed). */
@@ -110,6 +112,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     engineThreads: intFrom(env, "ENGINE_THREADS", 1, 0, 256),
     engineEnabled: oneOf(env, "ENGINE", ["on", "off"] as const, "on") === "on",
     engineBatch: intFrom(env, "ENGINE_BATCH", 8, 1, 256),
+    // 1 by default: on the 2-core reference machine the server needs the other core. Give a worker
+    // per spare core on bigger machines (each holds the model: ~30 MB for unipic-tiny).
+    engineWorkers: intFrom(env, "ENGINE_WORKERS", 1, 1, 64),
     production: env.NODE_ENV === "production",
     logLevel: oneOf(env, "LOG_LEVEL", ["silent", "info", "debug"] as const, "info"),
     limits,

@@ -2,7 +2,8 @@
  * `unipic bench [--json] [--quick] [--no-torch] [--server-only]`: one JSON object a line, `{"metric", "value", ...}`, each a
  * median of several runs measured in this one process (the machines are noisy: compare ratios
  * from one run). Engine: generate_ms, torch_reference_ms and speedup_vs_torch (when
- * /usr/bin/python3 has torch), batch_speedup, preview_overhead, step_ms_p50/p99,
+ * /usr/bin/python3 has torch), batch_speedup, pool_batch_speedup (the same through a pool of
+ * engine workers), preview_overhead, step_ms_p50/p99,
  * first_preview_ms. Server: preview_latency_ms_p50/p99 (engine step finished -> a graphql-ws
  * client on loopback has the preview, 50 subscribers) and turns_per_min (8 concurrent clients).
  */
@@ -20,6 +21,7 @@ import { Task } from "../api/types/enums.js";
 import { startApp } from "../app.js";
 import { loadConfig, type Config } from "../config.js";
 import type { Engine } from "../engine/engine.js";
+import { EnginePool } from "../engine/pool.js";
 import type { ImageParams, JobEvent } from "../engine/types.js";
 import { loadEngine } from "./engine.js";
 import { parseArgs } from "./options.js";
@@ -39,6 +41,37 @@ async function timeJob(events: AsyncGenerator<JobEvent, void, undefined>): Promi
   let firstPreviewMs: number | null = null;
   for await (const e of events) if (e.type === "step" && e.preview !== null && firstPreviewMs === null) firstPreviewMs = performance.now() - t0;
   return { ms: performance.now() - t0, firstPreviewMs };
+}
+
+/** 8 generations one after another, then the same 8 submitted at once (same seeds): the ratio. */
+async function batchSpeedup(generate: (seed: number) => AsyncGenerator<JobEvent, void, undefined>, runs: number): Promise<Record<string, number>> {
+  const jobs = 8;
+  const sequential: number[] = [];
+  const together: number[] = [];
+  for (let r = 0; r < Math.max(1, Math.floor(runs / 2)); r++) {
+    let t0 = performance.now();
+    for (let i = 0; i < jobs; i++) await timeJob(generate(i));
+    sequential.push(performance.now() - t0);
+    t0 = performance.now();
+    await Promise.all(Array.from({ length: jobs }, (_, i) => timeJob(generate(i))));
+    together.push(performance.now() - t0);
+  }
+  return { value: round(median(sequential) / median(together)), jobs, sequential_ms: round(median(sequential)), batched_ms: round(median(together)) };
+}
+
+/** The same through a pool of engine workers (ENGINE_WORKERS, at least 2): what extra cores add. */
+async function poolMetrics(config: Config, runs: number, params: Partial<ImageParams>, emit: (m: Record<string, unknown>) => void): Promise<void> {
+  const workers = Math.max(2, config.engineWorkers);
+  const options = { modelDir: config.modelDir, provider: config.engineProvider, threads: config.engineThreads, maxQueue: 64, maxBatch: config.engineBatch };
+  const pool = await EnginePool.load(options, workers);
+  try {
+    const generate = (seed: number) => pool.submitGenerate("a red circle", { ...params, seed, preview: "none" }).events;
+    await timeJob(generate(0)); // warm-up: each worker's first run
+    await Promise.all([timeJob(generate(0)), timeJob(generate(1))]);
+    emit({ metric: "pool_batch_speedup", ...(await batchSpeedup(generate, runs)), workers, cores: os.availableParallelism() });
+  } finally {
+    await pool.close();
+  }
 }
 
 async function engineMetrics(engine: Engine, runs: number, params: Partial<ImageParams>, emit: (m: Record<string, unknown>) => void): Promise<number> {
@@ -65,18 +98,8 @@ async function engineMetrics(engine: Engine, runs: number, params: Partial<Image
   emit({ metric: "step_ms_p99", value: round(percentile(steps, 99)), steps: steps.length });
   emit({ metric: "first_preview_ms", value: round(median(firstPreview)), runs });
 
-  const batch = 8;
-  const sequential: number[] = [];
-  const together: number[] = [];
-  for (let r = 0; r < Math.max(1, Math.floor(runs / 2)); r++) {
-    let t0 = performance.now();
-    for (let i = 0; i < batch; i++) await timeJob(engine.generate(prompt, { ...params, seed: i, preview: "none" }));
-    sequential.push(performance.now() - t0);
-    t0 = performance.now();
-    await Promise.all(Array.from({ length: batch }, (_, i) => timeJob(engine.generate(prompt, { ...params, seed: i, preview: "none" }))));
-    together.push(performance.now() - t0);
-  }
-  emit({ metric: "batch_speedup", value: round(median(sequential) / median(together)), jobs: batch, sequential_ms: round(median(sequential)), batched_ms: round(median(together)) });
+  const batch = await batchSpeedup((seed) => engine.generate(prompt, { ...params, seed, preview: "none" }), runs);
+  emit({ metric: "batch_speedup", ...batch });
   return generateMs;
 }
 
@@ -194,6 +217,7 @@ export async function runBench(argv: string[], config: Config = loadConfig()): P
     const engine = await loadEngine(config);
     try {
       const generateMs = await engineMetrics(engine, runs, params, emit);
+      await poolMetrics(config, runs, params, emit);
       const torchMs = p.options.has("no-torch") ? null : torchReference(engine, params, quick ? 1 : 3);
       if (torchMs !== null) {
         emit({ metric: "torch_reference_ms", value: round(torchMs) });

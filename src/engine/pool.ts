@@ -1,0 +1,155 @@
+/**
+ * Several engine workers behind one EngineClient, for machines with more cores than one worker
+ * uses (ENGINE_WORKERS). One admission queue here (bounded, priority, per-user round robin, the
+ * same JobQueue as the engine), so positions, QUEUE_FULL and fairness are global; a job leaves it
+ * for the least busy worker with a free batch slot and runs there like any other job. Jobs never
+ * share arithmetic across rows (batch.ts), so which worker runs a job does not change its bytes.
+ * A worker that dies fails its own jobs with ENGINE_DEAD and the pool turns not ready.
+ */
+import { randomUUID } from "node:crypto";
+import { AppError, ErrorCode } from "../errors.js";
+import { Channel } from "./channel.js";
+import type { EngineOptions, JobHandle } from "./engine.js";
+import type { Manifest } from "./manifest.js";
+import { resolveImageParams, resolveUnderstandParams } from "./params.js";
+import { JobQueue, type Queued } from "./queue.js";
+import { RemoteEngine, type EngineClient } from "./remote.js";
+import type { HistoryTurn, ImageParams, JobEvent, RgbTensor, SubmitOptions, UnderstandParams } from "./types.js";
+
+interface PoolJob extends Queued {
+  channel: Channel<JobEvent>;
+  /** Submits the job to a worker (parameters were resolved and checked at submit). */
+  start: (engine: EngineClient) => JobHandle;
+  handle: JobHandle | null;
+  ended: boolean;
+}
+
+interface Member {
+  engine: EngineClient;
+  active: number;
+}
+
+export class EnginePool implements EngineClient {
+  private readonly queue: JobQueue<PoolJob>;
+  private readonly jobs = new Map<string, PoolJob>();
+  private closing = false;
+  /** Moving average of a job's run time, for ETAs. */
+  private jobMs: number | null = null;
+
+  constructor(
+    private readonly members: Member[],
+    private readonly maxBatch: number,
+    maxQueue: number,
+  ) {
+    this.queue = new JobQueue(maxQueue);
+  }
+
+  /** `workers` engine threads, each loading the model; one worker is just a RemoteEngine. */
+  static async load(options: EngineOptions, workers: number): Promise<EngineClient> {
+    if (workers <= 1) return RemoteEngine.load(options);
+    const engines = await Promise.all(Array.from({ length: workers }, () => RemoteEngine.load(options)));
+    return new EnginePool(engines.map((engine) => ({ engine, active: 0 })), options.maxBatch, options.maxQueue);
+  }
+
+  get manifest(): Manifest {
+    return this.members[0]!.engine.manifest;
+  }
+
+  get ready(): boolean {
+    return !this.closing && this.members.every((m) => m.engine.ready);
+  }
+
+  submitGenerate(prompt: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
+    const params = resolveImageParams(this.manifest, partial);
+    return this.submit(opts, (e) => e.submitGenerate(prompt, params, { ...opts, signal: undefined }));
+  }
+
+  submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
+    const params = resolveImageParams(this.manifest, partial);
+    return this.submit(opts, (e) => e.submitEdit(image, instruction, params, { ...opts, signal: undefined }));
+  }
+
+  submitUnderstand(image: RgbTensor, question: string, history: HistoryTurn[], partial: Partial<UnderstandParams>, opts: SubmitOptions = {}): JobHandle {
+    const params = resolveUnderstandParams(this.manifest, partial);
+    return this.submit(opts, (e) => e.submitUnderstand(image, question, history, params, { ...opts, signal: undefined }));
+  }
+
+  queuePosition(id: string): number | null {
+    return this.queue.positions().get(id) ?? null;
+  }
+
+  cancel(id: string): boolean {
+    const job = this.jobs.get(id);
+    if (job === undefined) return false;
+    if (job.handle !== null) job.handle.cancel(); // running: the worker ends it CANCELLED
+    else this.end(job, new AppError(ErrorCode.CANCELLED, "the job was cancelled"));
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const job of [...this.jobs.values()]) if (job.handle === null) this.end(job, new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down"));
+    await Promise.all(this.members.map((m) => m.engine.close()));
+  }
+
+  private submit(opts: SubmitOptions, start: PoolJob["start"]): JobHandle {
+    const dead = this.members.find((m) => !m.engine.ready);
+    if (this.closing) throw new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down");
+    if (dead !== undefined) throw new AppError(ErrorCode.ENGINE_DEAD, "the inference engine stopped working: a worker is down");
+    const id = randomUUID();
+    const job: PoolJob = { id, priority: opts.priority ?? 0, user: opts.user ?? "", channel: new Channel<JobEvent>(), start, handle: null, ended: false };
+    this.queue.push(job); // QUEUE_FULL at once
+    this.jobs.set(id, job);
+    opts.signal?.addEventListener("abort", () => this.cancel(id), { once: true });
+    this.dispatch();
+    this.publishPositions();
+    return { id, events: job.channel.drain(() => this.cancel(id)), cancel: () => this.cancel(id) };
+  }
+
+  /** Moves waiting jobs to workers with free batch slots, least busy first. */
+  private dispatch(): void {
+    for (;;) {
+      const free = this.members.filter((m) => m.engine.ready && m.active < this.maxBatch).sort((a, b) => a.active - b.active)[0];
+      if (free === undefined || this.queue.length === 0) return;
+      const job = this.queue.shift()!;
+      free.active++;
+      void this.run(job, free);
+    }
+  }
+
+  private async run(job: PoolJob, member: Member): Promise<void> {
+    const t0 = performance.now();
+    let error: AppError | null = null;
+    try {
+      job.handle = job.start(member.engine);
+      for await (const event of job.handle.events) {
+        if (event.type !== "queued") job.channel.push(event); // positions are the pool's
+      }
+      this.jobMs = this.jobMs === null ? performance.now() - t0 : 0.8 * this.jobMs + 0.2 * (performance.now() - t0);
+    } catch (e) {
+      error = e instanceof AppError ? e : new AppError(ErrorCode.JOB_FAILED, (e as Error).message, { cause: e });
+    } finally {
+      member.active--;
+      this.end(job, error);
+      this.dispatch();
+      this.publishPositions();
+    }
+  }
+
+  private end(job: PoolJob, error: AppError | null): void {
+    if (job.ended) return;
+    job.ended = true;
+    this.queue.remove(job.id);
+    this.jobs.delete(job.id);
+    if (error === null) job.channel.close();
+    else job.channel.fail(error);
+  }
+
+  private publishPositions(): void {
+    const slots = this.maxBatch * this.members.length;
+    for (const [id, position] of this.queue.positions()) {
+      const eta = this.jobMs === null ? null : Math.round(Math.ceil((position + 1) / slots) * this.jobMs);
+      this.jobs.get(id)?.channel.push({ type: "queued", position, etaMs: eta });
+    }
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * EnginePool (ENGINE_WORKERS > 1) on the committed unipic-tiny graphs: two worker threads behind
+ * one queue. Jobs spread over both, give the bytes they give alone, and keep the queue's
+ * guarantees (positions, QUEUE_FULL, cancellation of waiting and running jobs).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Engine } from "../../src/engine/engine.js";
+import { EnginePool } from "../../src/engine/pool.js";
+import type { JobHandle } from "../../src/engine/engine.js";
+import type { JobEvent } from "../../src/engine/types.js";
+import { MODEL_DIR } from "./fixtures.js";
+
+const FAST = { steps: 4, diffusionSteps: 5 };
+let pool: EnginePool;
+let alone: Engine;
+
+beforeAll(async () => {
+  const options = { modelDir: MODEL_DIR, provider: "cpu" as const, threads: 1, maxQueue: 2, maxBatch: 2 };
+  pool = (await EnginePool.load(options, 2)) as EnginePool;
+  alone = await Engine.load({ ...options, maxQueue: 8 });
+});
+afterAll(async () => {
+  await pool?.close();
+  await alone?.close();
+});
+
+async function collect(events: AsyncGenerator<JobEvent, void, undefined>): Promise<JobEvent[]> {
+  const out: JobEvent[] = [];
+  for await (const e of events) out.push(e);
+  return out;
+}
+
+const active = (): number[] => (pool as unknown as { members: Array<{ active: number }> }).members.map((m) => m.active);
+const image = (events: JobEvent[]): Buffer => {
+  const last = events.at(-1);
+  if (last?.type !== "done") throw new Error(`no done event: ${events.map((e) => e.type).join(",")}`);
+  return Buffer.from(last.image!.rgb);
+};
+
+describe("engine pool", () => {
+  it("spreads jobs over the workers, queues the rest in order, and each job gives its bytes run alone", async () => {
+    expect(pool.ready).toBe(true);
+    const handles: JobHandle[] = Array.from({ length: 6 }, (_, i) => pool.submitGenerate("a red circle", { ...FAST, seed: 30 + i }));
+    expect(active()).toEqual([2, 2]); // 2 workers x batch 2 running, 2 waiting
+    expect(handles.map((h) => pool.queuePosition(h.id))).toEqual([null, null, null, null, 0, 1]);
+    const events = await Promise.all(handles.map((h) => collect(h.events)));
+    const queued = events[5]!.filter((e) => e.type === "queued").map((e) => (e as { position: number }).position);
+    expect(queued[0]).toBe(1);
+    expect(queued.at(-1)).toBe(0); // moved up before it started
+    for (let i = 0; i < 6; i++) {
+      const ref = await collect(alone.generate("a red circle", { ...FAST, seed: 30 + i }));
+      expect(image(events[i]!).equals(image(ref)), `job ${i}`).toBe(true);
+    }
+    expect(active()).toEqual([0, 0]);
+  });
+
+  it("is full when its own queue is (QUEUE_FULL), and cancels waiting and running jobs", async () => {
+    const running = Array.from({ length: 4 }, (_, i) => pool.submitGenerate("a blue square", { ...FAST, seed: i }));
+    const waiting = [pool.submitGenerate("a blue square", { ...FAST, seed: 8 }), pool.submitGenerate("a blue square", { ...FAST, seed: 9 })];
+    expect(() => pool.submitGenerate("a blue square", FAST)).toThrow(expect.objectContaining({ code: "QUEUE_FULL" }));
+    waiting[0]!.cancel();
+    running[0]!.cancel();
+    await expect(collect(waiting[0]!.events)).rejects.toMatchObject({ code: "CANCELLED" });
+    await expect(collect(running[0]!.events)).rejects.toMatchObject({ code: "CANCELLED" });
+    await Promise.all([...running.slice(1), waiting[1]!].map((h) => collect(h.events)));
+    expect(active()).toEqual([0, 0]);
+  });
+
+  it("checks parameters at submit", () => {
+    expect(() => pool.submitGenerate("a red circle", { steps: 0 })).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
+  });
+
+  // Last: it breaks the pool.
+  it("turns not ready when a worker dies: that worker's jobs fail ENGINE_DEAD, new jobs are refused", async () => {
+    const jobs = Array.from({ length: 4 }, (_, i) => pool.submitGenerate("a red circle", { steps: 16, diffusionSteps: 25, seed: i }));
+    const members = (pool as unknown as { members: Array<{ engine: { worker: { terminate(): Promise<number> } } }> }).members;
+    await members[0]!.engine.worker.terminate();
+    const results = await Promise.allSettled(jobs.map((h) => collect(h.events)));
+    const codes = results.map((r) => (r.status === "rejected" ? (r.reason as { code: string }).code : "DONE"));
+    expect(codes.filter((c) => c === "ENGINE_DEAD").length).toBe(2); // the dead worker's two
+    expect(codes.filter((c) => c === "DONE").length).toBe(2); // the other worker finished its own
+    expect(pool.ready).toBe(false);
+    expect(() => pool.submitGenerate("a red circle", FAST)).toThrow(expect.objectContaining({ code: "ENGINE_DEAD" }));
+  });
+});
