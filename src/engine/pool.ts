@@ -47,7 +47,9 @@ export class EnginePool implements EngineClient {
   /** `workers` engine threads, each loading the model; one worker is just a RemoteEngine. */
   static async load(options: EngineOptions, workers: number): Promise<EngineClient> {
     if (workers <= 1) return RemoteEngine.load(options);
-    const engines = await Promise.all(Array.from({ length: workers }, () => RemoteEngine.load(options)));
+    // The pool holds the waiting jobs; a worker is never sent more than maxBatch at once.
+    const each = { ...options, maxQueue: options.maxBatch };
+    const engines = await Promise.all(Array.from({ length: workers }, () => RemoteEngine.load(each)));
     return new EnginePool(engines.map((engine) => ({ engine, active: 0 })), options.maxBatch, options.maxQueue);
   }
 

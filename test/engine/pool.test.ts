@@ -66,6 +66,19 @@ describe("engine pool", () => {
     expect(active()).toEqual([0, 0]);
   });
 
+  it("sends each worker a full batch even when the waiting queue is shorter than a batch", async () => {
+    const small = (await EnginePool.load({ modelDir: MODEL_DIR, provider: "cpu", threads: 1, maxQueue: 1, maxBatch: 3 }, 2)) as EnginePool;
+    try {
+      const jobs = Array.from({ length: 7 }, (_, i) => small.submitGenerate("a red circle", { ...FAST, seed: i }));
+      expect(jobs.map((h) => small.queuePosition(h.id))).toEqual([null, null, null, null, null, null, 0]);
+      expect(() => small.submitGenerate("a red circle", FAST)).toThrow(expect.objectContaining({ code: "QUEUE_FULL" }));
+      const ends = await Promise.all(jobs.map(async (h) => (await collect(h.events)).at(-1)?.type));
+      expect(ends).toEqual(Array(7).fill("done"));
+    } finally {
+      await small.close();
+    }
+  });
+
   it("checks parameters at submit", () => {
     expect(() => pool.submitGenerate("a red circle", { steps: 0 })).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
   });
