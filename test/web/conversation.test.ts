@@ -75,7 +75,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "the shapes conversation in the we
     await page.getByRole("heading", { level: 2, name: "New conversation" }).waitFor();
     await recordFrames(page);
     await page.getByRole("button", { name: "Advanced" }).click();
-    await page.getByLabel("Steps").fill("6");
+    await page.getByLabel("Steps").fill("24"); // ~0.4 s: long enough to see the progress bar live
     await page.getByLabel("Preview").selectOption("LINEAR");
     await send(page, "a red circle");
     const reply = page.locator(".turn.assistant").last();
