@@ -99,8 +99,6 @@ export class RemoteEngine implements EngineClient {
   }
 
   close(): Promise<void> {
-    // A dead worker answers nothing: stop it without waiting for a goodbye.
-    if (this.dead !== null) this.closing ??= this.worker.terminate().then(() => undefined);
     this.closing ??= new Promise<void>((resolve) => {
       const done = (): void => {
         void this.worker.terminate().then(() => resolve());
