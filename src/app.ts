@@ -3,7 +3,7 @@
  * starts the server and the local admin socket. Used by `npm start` (main.ts) and by tests, which
  * start real servers on free ports.
  */
-import type { Config } from "./config.js";
+import { engineOptions, type Config } from "./config.js";
 import { startAdminSocket, type AdminSocket } from "./api/admin.js";
 import { EngineRunner } from "./api/runner.js";
 import { startServer, type RunningServer } from "./api/server.js";
@@ -35,8 +35,7 @@ export async function ensureAdmin(store: Store): Promise<string | null> {
 async function loadEngine(config: Config, log: (line: string) => void): Promise<EngineClient | null> {
   if (!config.engineEnabled) return null;
   try {
-    const options = { modelDir: config.modelDir, provider: config.engineProvider, threads: config.engineThreads, maxQueue: config.limits.maxQueueLength, maxBatch: config.engineBatch, log };
-    return await EnginePool.load(options, config.engineWorkers);
+    return await EnginePool.load({ ...engineOptions(config), log }, config.engineWorkers);
   } catch (error) {
     log(`engine: not loaded: ${(error as Error)?.message ?? String(error)}`);
     return null;

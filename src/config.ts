@@ -120,3 +120,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     limits,
   };
 }
+
+/** What an engine (in-process, worker or pool) is loaded with, from the configuration. */
+export function engineOptions(config: Config) {
+  return {
+    modelDir: config.modelDir,
+    provider: config.engineProvider,
+    threads: config.engineThreads,
+    maxQueue: config.limits.maxQueueLength,
+    maxBatch: config.engineBatch,
+  };
+}

@@ -46,8 +46,8 @@ OUT=${OUT:-/tmp/unipic-out}
 mkdir -p "$OUT"
 OUT=$(realpath "$OUT")
 DEFAULT_INIT="$(dirname "$0")/../checkpoints/unipic-tiny-ema-fp16.pt"
-if [ "${FRESH:-0}" != 1 ] && [ -z "${INIT_FROM:-}" ] && [ -f "$DEFAULT_INIT" ]; then INIT_FROM=$DEFAULT_INIT; fi
-[ "${FRESH:-0}" = 1 ] && INIT_FROM=
+if [ "${FRESH:-0}" = 1 ]; then INIT_FROM=
+elif [ -z "${INIT_FROM:-}" ] && [ -f "$DEFAULT_INIT" ]; then INIT_FROM=$DEFAULT_INIT; fi
 [ -n "${INIT_FROM:-}" ] && INIT_FROM=$(realpath "$INIT_FROM")   # paths given relative to where we start
 [ -n "${VAE_FROM:-}" ] && VAE_FROM=$(realpath "$VAE_FROM")
 cd "$(dirname "$0")/.."                              # models/
@@ -55,13 +55,13 @@ RUN=${RUN_DIR:-/tmp/unipic-run}
 PY=${PYTHON:-python3}
 DEADLINE=${DEADLINE:-570}
 TRAIN_MIN=${TRAIN_MIN:-auto}
-if [ -n "${INIT_FROM:-}" ]; then VAE_MIN=${VAE_MIN:-0}; LR=${LR:-6e-4}; WARMUP=60; else VAE_MIN=${VAE_MIN:-1.25}; WARMUP=300; fi
+if [ -n "${INIT_FROM:-}" ]; then VAE_MIN=${VAE_MIN:-0}; LR=${LR:-6e-4}; WARMUP=60
+else VAE_MIN=${VAE_MIN:-1.25}; LR=${LR:-1e-3}; WARMUP=300; fi
 EVAL_MINUTES=${EVAL_MINUTES:-1.75}
 EVAL_FULL=${EVAL_FULL:-0}
 EVAL_ARGS=${EVAL_ARGS:---n-per-category 50 --seeds 4 --questions 300 --edits 300}
 DEVICE=${DEVICE:-cuda}
 read -r BG BE BU <<<"${BATCHES:-1024 512 128}"
-LR=${LR:-1e-3}
 mkdir -p "$OUT" "$RUN"
 # VAE_FROM=path/to/vae.pt (from an earlier run's $OUT) skips stage A
 if [ -n "${VAE_FROM:-}" ]; then cp "$VAE_FROM" "$RUN/vae.pt" || echo "WARNING: VAE_FROM=$VAE_FROM not copied, training stage A"; fi

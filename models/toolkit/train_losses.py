@@ -154,6 +154,12 @@ class Objective:
         hidden, _ = self.m.llm.model(x, mask, pos, [(z, z)] * c.llm_layers)
         return hidden
 
+    def encode_source(self, tokens, pos):
+        """A whole source image [B,L,C] through the MAR encoder (every token visible): (x_con, z_enc)."""
+        B = tokens.shape[0]
+        idx = torch.arange(self.L, device=self.dev)[None].expand(B, self.L)
+        return self.m.mar_encoder(tokens, idx, pos[0])
+
     def image_loss(self, tokens, vis, pred, ids, pmask, fill, prompt_rows, image_id, gen, pos):
         """One MAR training pass: visible tokens + prompt -> z at pred -> diffusion loss."""
         enc_pos, dec_pos, diff_pos = pos
@@ -192,20 +198,15 @@ class Objective:
             out["gen"], out["gen_mse"] = self.image_loss(b["gen_tok"], b["gen_vis"], b["gen_pred"], b["gen_ids"],
                                                          b["gen_mask"], fill, None, None, gen, pos)
         if "edit_ids" in b:
-            src = b["edit_src_tok"]
-            B = src.shape[0]
-            idx = torch.arange(self.L, device=self.dev)[None].expand(B, self.L)
+            B = b["edit_src_tok"].shape[0]
             with self.ctx():
-                x_con, z_enc = self.m.mar_encoder(src, idx, pos[0])
+                x_con, z_enc = self.encode_source(b["edit_src_tok"], pos)
                 fill = self.m.mar_fill(x_con, torch.ones(B, device=self.dev))
             out["edit"], out["edit_mse"] = self.image_loss(b["edit_tok"], b["edit_vis"], b["edit_pred"], b["edit_ids"],
                                                            b["edit_mask"], fill, z_enc, ids["image"], gen, pos)
         if "und_ids" in b:
-            src = b["und_tok"]
-            B = src.shape[0]
-            idx = torch.arange(self.L, device=self.dev)[None].expand(B, self.L)
             with self.ctx():
-                _, z_enc = self.m.mar_encoder(src, idx, pos[0])
+                _, z_enc = self.encode_source(b["und_tok"], pos)
                 x = self.embed(b["und_ids"], z_enc, ids["image"])
                 hidden = self.llm(x, b["und_mask"])
                 h = hidden[b["und_rows"], b["und_cols"]]                       # [K,H]

@@ -24,17 +24,12 @@ function isAsyncIterable(v: unknown): v is AsyncIterable<unknown> {
  */
 export function sharedSubscribe(who: (args: ExecutionArgs) => string) {
   const results = new WeakMap<object, Map<string, Result>>();
-  const printed = new WeakMap<object, string>(); // document -> its text, printed once per document
 
   return async (args: ExecutionArgs): Promise<AsyncGenerator<ExecutionResult> | ExecutionResult> => {
     const source = await createSourceEventStream(args);
     if (!isAsyncIterable(source)) return source; // errors before the stream started
-    let text = printed.get(args.document);
-    if (text === undefined) {
-      text = print(args.document);
-      printed.set(args.document, text);
-    }
-    const key = JSON.stringify([who(args), args.operationName ?? null, args.variableValues ?? null, text]);
+    // Once per subscription (graphql-ws parses every subscription's document anew).
+    const key = JSON.stringify([who(args), args.operationName ?? null, args.variableValues ?? null, print(args.document)]);
 
     const run = (payload: unknown): Result => {
       if (typeof payload !== "object" || payload === null) return execute({ ...args, rootValue: payload });

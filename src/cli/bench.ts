@@ -19,7 +19,7 @@ import { toGlobalId } from "../api/ids.js";
 import { sendMessage } from "../api/service.js";
 import { Task } from "../api/types/enums.js";
 import { startApp } from "../app.js";
-import { loadConfig, type Config } from "../config.js";
+import { engineOptions, loadConfig, type Config } from "../config.js";
 import type { Engine } from "../engine/engine.js";
 import { EnginePool } from "../engine/pool.js";
 import type { ImageParams, JobEvent } from "../engine/types.js";
@@ -62,8 +62,7 @@ async function batchSpeedup(generate: (seed: number) => AsyncGenerator<JobEvent,
 /** The same through a pool of engine workers (ENGINE_WORKERS, at least 2): what extra cores add. */
 async function poolMetrics(config: Config, runs: number, params: Partial<ImageParams>, emit: (m: Record<string, unknown>) => void): Promise<void> {
   const workers = Math.max(2, config.engineWorkers);
-  const options = { modelDir: config.modelDir, provider: config.engineProvider, threads: config.engineThreads, maxQueue: 64, maxBatch: config.engineBatch };
-  const pool = await EnginePool.load(options, workers);
+  const pool = await EnginePool.load(engineOptions(config), workers);
   try {
     const generate = (seed: number) => pool.submitGenerate("a red circle", { ...params, seed, preview: "none" }).events;
     await timeJob(generate(0)); // warm-up: each worker's first run

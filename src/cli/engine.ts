@@ -3,7 +3,7 @@
  * progress bar on stderr. Images are read and written here (the engine sees RGB tensors only).
  */
 import { readFile, writeFile } from "node:fs/promises";
-import type { Config } from "../config.js";
+import { engineOptions, type Config } from "../config.js";
 import { AppError, ErrorCode } from "../errors.js";
 import { Engine } from "../engine/engine.js";
 import type { ImageParams, JobEvent } from "../engine/types.js";
@@ -12,14 +12,7 @@ import { numberOption, parseArgs, stringOption, type Parsed } from "./options.js
 import { Progress } from "./progress.js";
 
 export function loadEngine(config: Config): Promise<Engine> {
-  return Engine.load({
-    modelDir: config.modelDir,
-    provider: config.engineProvider,
-    threads: config.engineThreads,
-    maxQueue: config.limits.maxQueueLength,
-    maxBatch: config.engineBatch,
-    log: (line) => process.stderr.write(`${line}\n`),
-  });
+  return Engine.load({ ...engineOptions(config), log: (line) => process.stderr.write(`${line}\n`) });
 }
 
 export function imageParamsFrom(p: Parsed): Partial<ImageParams> {

@@ -95,9 +95,8 @@ export class EnginePool implements EngineClient {
   }
 
   private submit(opts: SubmitOptions, start: PoolJob["start"]): JobHandle {
-    const dead = this.members.find((m) => !m.engine.ready);
     if (this.closing) throw new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down");
-    if (dead !== undefined) throw new AppError(ErrorCode.ENGINE_DEAD, "the inference engine stopped working: a worker is down");
+    if (!this.ready) throw new AppError(ErrorCode.ENGINE_DEAD, "the inference engine stopped working: a worker is down");
     const id = randomUUID();
     const job: PoolJob = { id, priority: opts.priority ?? 0, user: opts.user ?? "", channel: new Channel<JobEvent>(), start, handle: null, ended: false };
     this.queue.push(job); // QUEUE_FULL at once
