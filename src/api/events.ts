@@ -65,6 +65,11 @@ export class EventHub<E extends HubEvent> {
     for (const sub of subs) sub.push(event);
   }
 
+  /** Whether anyone listens to a topic now (so a publisher can skip building an event). */
+  watched(topic: string): boolean {
+    return this.topics.has(topic);
+  }
+
   /** Number of live subscribers, across topics (for metrics). */
   get size(): number {
     let n = 0;

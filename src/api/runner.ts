@@ -95,6 +95,7 @@ export class EngineRunner implements TurnRunner {
           current = (await store.turns.setStatus(turn.id, "RUNNING")) ?? current;
           if (current.status === "RUNNING") publishTurnStatus(services, current);
         } else if (event.type === "step") {
+          if (!services.turnHub.watched(turn.id)) continue; // nobody watches: skip encoding the preview
           const preview = event.preview === null ? null : this.encodePreview(event.preview, turn.params);
           if (event.preview === null || preview !== null || event.preview.kind === "linear") {
             services.turnHub.publish(turn.id, { kind: TurnEventKind.STEP, turn: current, step: event.index, totalSteps: event.total, preview, producedAt: event.at, coalesceKey: "step" });

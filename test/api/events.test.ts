@@ -41,7 +41,9 @@ describe("event hub", () => {
     const hub = new EventHub<E>();
     const sub = hub.subscribe("t", async () => []);
     expect(hub.size).toBe(1);
+    expect([hub.watched("t"), hub.watched("other")]).toEqual([true, false]);
     await sub.return(undefined);
     expect(hub.size).toBe(0);
+    expect(hub.watched("t")).toBe(false);
   });
 });
