@@ -155,7 +155,8 @@ class Trainer(StageA):
     def stage_unipic(self, vae_sd):
         a = self.a
         model = self.build(vae_sd)
-        obj = Objective(model, self.dev, mul=a.diff_mul, autocast=self.bf16, cpu_bf16=self.bf16)
+        obj = Objective(model, self.dev, mul=a.diff_mul, autocast=self.bf16, cpu_bf16=self.bf16,
+                        snr_gamma=a.snr_gamma)
         tok, ids = _tok(self.cfg.vocab_size)
         obj.ids = ids
         opt = self.optimizer(model)
@@ -295,6 +296,8 @@ def parse_args(argv=None):
     ap.add_argument("--w-edit", type=float, default=1.0)
     ap.add_argument("--w-und", type=float, default=0.5)
     ap.add_argument("--diff-mul", type=int, default=4, help="diffusion_batch_mul")
+    ap.add_argument("--snr-gamma", type=float, default=0.0,
+                    help="Min-SNR weighting of the eps loss (e.g. 5); 0 = uniform over t")
     ap.add_argument("--cfg-drop", type=float, default=0.1, help="prompt dropout to the CFG negative")
     ap.add_argument("--bf16", default="auto", choices=["auto", "on", "off"])
     ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU); default 1")

@@ -71,12 +71,19 @@ def discretized_gaussian_ll(x, means, log_scales):
 class DiffusionLoss:
     """guided-diffusion training loss on the base schedule (T=1000, cosine, max_beta 0.2):
     MSE(eps) + VLB term for the learned-range variance with the mean detached (LossType.MSE,
-    learn_sigma), as MAR's DiffLoss."""
+    learn_sigma), as MAR's DiffLoss.
 
-    def __init__(self, device):
+    snr_gamma > 0 weights each row's eps MSE by min(SNR(t), gamma) / SNR(t) (Min-SNR, Hang et al.
+    2023, arXiv 2303.09556, eps form): the low-noise steps, where the target is mostly in x_t, count
+    less, so the high-noise steps that must learn E[x0 | z] (the layout MAR's first iterations
+    sample) get a larger share of the gradient. 0 = uniform (how the shipped weights were trained)."""
+
+    def __init__(self, device, snr_gamma: float = 0.0):
         sch = Schedule(1000)  # respacing 1000 of 1000 = the base tables
         f = lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=device)  # noqa: E731
         self.T = 1000
+        snr = sch.alphas_cumprod / (1 - sch.alphas_cumprod)
+        self.w_eps = f(np.minimum(snr, snr_gamma) / snr if snr_gamma > 0 else np.ones_like(snr))  # [T]
         self.sqrt_ac = f(np.sqrt(sch.alphas_cumprod))
         self.sqrt_1mac = f(np.sqrt(1 - sch.alphas_cumprod))
         self.sra, self.srm1 = f(sch.sqrt_recip_ac), f(sch.sqrt_recipm1_ac)
@@ -105,13 +112,13 @@ class DiffusionLoss:
         kl = normal_kl(true_mean, true_lv, mmean, mlv).mean(1) / math.log(2.0)
         nll = -discretized_gaussian_ll(x0, mmean, 0.5 * mlv).mean(1) / math.log(2.0)
         vb = torch.where(t == 0, nll, kl)
-        return (mse + vb).mean(), mse.mean()
+        return (self.w_eps[t] * mse + vb).mean(), mse.mean()
 
 
 class Objective:
     """The three task losses of one step, on the training (non-EMA) model."""
 
-    def __init__(self, model: UniPic, device, mul=4, autocast=False, cpu_bf16=False):
+    def __init__(self, model: UniPic, device, mul=4, autocast=False, cpu_bf16=False, snr_gamma=0.0):
         self.m, self.dev, self.mul = model, torch.device(device), mul
         self.cfg = model.cfg
         c = self.cfg
@@ -120,7 +127,7 @@ class Objective:
         self.ids = None
         tok, _ = _tok(c.vocab_size)
         self.img_start = len(tok.encode(USER_PREFIX))  # <image> rows follow "<|im_start|>user\n"
-        self.diff = DiffusionLoss(self.dev)
+        self.diff = DiffusionLoss(self.dev, snr_gamma)
         self.autocast = autocast and self.dev.type == "cuda"
         self.cpu_bf16 = cpu_bf16 and self.dev.type == "cpu"
 

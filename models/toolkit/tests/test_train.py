@@ -83,6 +83,37 @@ def _setup(seed=0):
     return m, obj
 
 
+def test_training_pass_conditions_the_head_as_the_sampler_does():
+    """The z the trainer's diffusion loss sees (batched, right-padded prompts, gather of the visible
+    tokens) equals what sampler.Runner.mar_iteration computes for the same tokens, orders and
+    prompts, for text-to-image and for editing (source through x_con and the <image> rows). A
+    mismatch here would train one model and sample another."""
+    m, obj = _setup(1)
+    m.eval()
+    tok, _ = T._tok(MINI.vocab_size)
+    b = T.make_batch((7, 2, {**_dims(), "cfg_drop": 0.0}))
+    bd = T.to_device_batch(b, torch.device("cpu"), m.vae, MINI.vae_scale)
+    seen = []
+    obj.diff = lambda head, z, x0, mul, gen, ctx: (seen.append(z.detach()), (torch.zeros(()),) * 2)[1]
+    with torch.no_grad():
+        obj.losses(bd, T.step_generator(0, 0, "cpu"))
+    z_gen, z_edit = seen
+    r = Runner(m, tok)
+    texts = lambda k: [tok.decode(row[mk.astype(bool)].tolist()) for row, mk in zip(b[k + "_ids"], b[k + "_mask"])]  # noqa: E731
+    W, buf = MINI.mar_width, MINI.buffer_tokens
+    with torch.no_grad():
+        pre = r.prefill(texts("gen"))
+        fill = m.mar_fill(torch.zeros(4, buf + 64, W), torch.zeros(4))
+        z = r.mar_iteration(bd["gen_tok"], bd["gen_vis"], bd["gen_pred"], pre, fill)
+        assert torch.allclose(z.reshape(z_gen.shape), z_gen, atol=1e-5)
+        tokens, x_con, z_enc = r.encode_image(V.pixels(b["edit_src"], "cpu"))
+        assert torch.equal(tokens, bd["edit_src_tok"])
+        pre = r.prefill(texts("edit"), z_enc)
+        z = r.mar_iteration(bd["edit_tok"], bd["edit_vis"], bd["edit_pred"], pre, m.mar_fill(x_con, torch.ones(3)))
+        assert torch.allclose(z.reshape(z_edit.shape), z_edit, atol=1e-5)
+    assert float((z_gen - z_edit[:1]).abs().max()) > 1e-3  # not trivially equal (e.g. all zero)
+
+
 def test_few_steps_lower_the_loss():
     m, obj = _setup()
     b = T.to_device_batch(T.make_batch((0, 0, _dims())), torch.device("cpu"), m.vae, MINI.vae_scale)
@@ -107,6 +138,25 @@ def test_diffusion_loss_parts():
     loss, mse = dl(head, torch.zeros(500, 8), torch.randn(500, 16, generator=g), 2, g, T.contextlib.nullcontext)
     assert 0.9 < float(mse) < 1.1
     assert torch.isfinite(loss) and float(loss) >= float(mse)
+
+
+def test_min_snr_weighting():
+    """--snr-gamma 5: weight min(SNR, 5)/SNR on each row's eps MSE, so 1 at high noise, < 1 where
+    SNR > 5 (low noise); with the same draws the weighted loss is below the uniform one."""
+    uni, msnr = T.DiffusionLoss("cpu"), T.DiffusionLoss("cpu", snr_gamma=5.0)
+    ac = uni.sqrt_ac ** 2
+    snr = ac / (1 - ac)
+    assert torch.all(uni.w_eps == 1)
+    assert torch.allclose(msnr.w_eps[snr <= 5], torch.ones(int((snr <= 5).sum())))
+    low = snr > 5
+    assert 100 < int(low.sum()) < 500  # the low-noise quarter or so of the cosine schedule
+    assert torch.allclose(msnr.w_eps[low], 5 / snr[low], rtol=1e-3)  # snr from fp32 tables
+    head = lambda x, t, c: torch.zeros(x.shape[0], 2 * x.shape[1])  # noqa: E731
+    x0 = torch.randn(400, 16, generator=torch.Generator().manual_seed(1))
+    runs = [dl(head, torch.zeros(400, 8), x0, 2, torch.Generator().manual_seed(3), T.contextlib.nullcontext)
+            for dl in (uni, msnr)]
+    assert float(runs[0][1]) == float(runs[1][1])          # same draws, same unweighted MSE
+    assert float(runs[1][0]) < float(runs[0][0]) - 0.1     # ~26% of rows weighted down
 
 
 def test_vae_standardize_is_exact():
