@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from toolkit import config as C
+from toolkit import diagnose
 from toolkit import shapes as S
 from toolkit import train as T
 from toolkit import vae_train as V
@@ -88,30 +89,28 @@ def test_training_pass_conditions_the_head_as_the_sampler_does():
     tokens) equals what sampler.Runner.mar_iteration computes for the same tokens, orders and
     prompts, for text-to-image and for editing (source through x_con and the <image> rows). A
     mismatch here would train one model and sample another."""
-    m, obj = _setup(1)
+    m, _ = _setup(1)
     m.eval()
     tok, _ = T._tok(MINI.vocab_size)
     b = T.make_batch((7, 2, {**_dims(), "cfg_drop": 0.0}))
     bd = T.to_device_batch(b, torch.device("cpu"), m.vae, MINI.vae_scale)
-    seen = []
-    obj.diff = lambda head, z, x0, mul, gen, ctx: (seen.append(z.detach()), (torch.zeros(()),) * 2)[1]
-    with torch.no_grad():
-        obj.losses(bd, T.step_generator(0, 0, "cpu"))
-    z_gen, z_edit = seen
-    r = Runner(m, tok)
-    texts = lambda k: [tok.decode(row[mk.astype(bool)].tolist()) for row, mk in zip(b[k + "_ids"], b[k + "_mask"])]  # noqa: E731
-    W, buf = MINI.mar_width, MINI.buffer_tokens
-    with torch.no_grad():
-        pre = r.prefill(texts("gen"))
-        fill = m.mar_fill(torch.zeros(4, buf + 64, W), torch.zeros(4))
-        z = r.mar_iteration(bd["gen_tok"], bd["gen_vis"], bd["gen_pred"], pre, fill)
-        assert torch.allclose(z.reshape(z_gen.shape), z_gen, atol=1e-5)
-        tokens, x_con, z_enc = r.encode_image(V.pixels(b["edit_src"], "cpu"))
-        assert torch.equal(tokens, bd["edit_src_tok"])
-        pre = r.prefill(texts("edit"), z_enc)
-        z = r.mar_iteration(bd["edit_tok"], bd["edit_vis"], bd["edit_pred"], pre, m.mar_fill(x_con, torch.ones(3)))
-        assert torch.allclose(z.reshape(z_edit.shape), z_edit, atol=1e-5)
-    assert float((z_gen - z_edit[:1]).abs().max()) > 1e-3  # not trivially equal (e.g. all zero)
+    z = diagnose._capture_z(m, bd)
+    assert z["gen"].shape == (4 * b["gen_pred"].shape[1], MINI.mar_width)
+    assert float((z["gen"][:8] - z["edit"][:8]).abs().max()) > 1e-3  # not trivially equal (e.g. all zero)
+    d = diagnose.parity(m, tok, b, bd, z)
+    assert d["gen"] < 1e-5 and d["edit"] < 1e-5, d
+
+
+def test_diagnose_report(tmp_path, capsys):
+    m, _ = _setup(2)
+    torch.save(m.state_dict(), tmp_path / "w.pt")
+    diagnose.main(["--model-dir", "", "--config", "tiny-test", "--weights", str(tmp_path / "w.pt"),
+                   "--batches", "2", "--threads", "1"])
+    r = json.loads(capsys.readouterr().out)
+    assert r["parity"]["gen"] < 1e-5 and r["parity"]["edit"] < 1e-5
+    assert set(r["head_x0_mse"]["edit"]) == {"200", "500", "800", "900", "950"}
+    assert r["probe"]["edit"]["all"] > 0 and 0 <= r["probe"]["edit"]["changed_share"] <= 1
+    assert all(0 <= v <= 1 for v in r["decoder_noise"].values())  # an untrained VAE: no floor here
 
 
 def test_few_steps_lower_the_loss():

@@ -1,0 +1,171 @@
+"""Health report of trained UniPic weights: where generation and editing lose quality (issue #4).
+
+    cd models
+    /usr/bin/python3 -m toolkit.diagnose --model-dir unipic-tiny --weights checkpoints/unipic-tiny-ema-fp16.pt
+
+ShapesEval says *that* images are wrong; this says *where*. It feeds fresh training batches
+(toolkit.train_data, no prompt dropout) through the model and prints one JSON object:
+
+- `parity`: largest |z| difference between the trainer's batched pass (Objective) and the sampler's
+  MAR iteration (Runner.mar_iteration) on the same tokens, orders and prompts. ~0 means the
+  sampler runs the model that was trained; anything above ~1e-4 is a bug, not undertraining.
+- `head_x0_mse`: per task, the head's x0 estimate sqrt(1/ac) x_t - sqrt(1/ac - 1) eps from the
+  *true* condition z at a few timesteps t, as MSE against the true tokens. At high t this is the
+  head's guess of E[x0 | z], which MAR's first iterations sample from; compare with `token_var`.
+- `probe`: MSE of a least-squares linear map z -> x0 (fit on 3/4, scored on 1/4): how much the
+  condition itself says about the token. For editing also split into tokens the edit leaves
+  unchanged (should be easy: a copy of the source) and tokens it changes.
+- `teacher_forced`: the masked tokens sampled by the DDPM loop (cfg 1, manifest temperature and
+  steps) from the true z, MSE against the truth, next to predicting every token as plain background.
+- `decoder_noise`: detector agreement of VAE reconstructions when Gaussian noise of the given sd is
+  added to the (unit-variance) tokens: whether the decoder tolerates the head's sampling noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+
+import numpy as np
+import torch
+
+from . import shapes as S
+from .diffusion import Schedule
+from .evaluate import load_tokenizer, load_torch
+from .sampler import Draws, Runner, from_uint8, to_latent, to_tokens, to_uint8
+from .train_data import _tok, make_batch, to_device_batch
+from .train_losses import DiffusionLoss, Objective
+
+TASKS = ("gen", "edit")
+
+
+def _capture_z(model, batch):
+    """The trainer's z (condition of the diffusion head) per task, [B*n, W], without the loss."""
+    obj = Objective(model, "cpu")
+    obj.ids = _tok(model.cfg.vocab_size)[1]
+    seen = []
+    obj.diff = lambda head, z, x0, mul, gen, ctx: (seen.append(z.detach()), (torch.zeros(()),) * 2)[1]
+    with torch.no_grad():
+        obj.losses(batch, torch.Generator().manual_seed(0))
+    return dict(zip(TASKS, seen))
+
+
+def _targets(bd, task):
+    B, n = bd[task + "_pred"].shape
+    idx = bd[task + "_pred"][..., None].expand(B, n, bd[task + "_tok"].shape[2])
+    src = torch.gather(bd["edit_src_tok"], 1, idx).reshape(B * n, -1) if task == "edit" else None
+    return torch.gather(bd[task + "_tok"], 1, idx).reshape(B * n, -1), src
+
+
+def parity(model, tok, b, bd, z):
+    """max |z_trainer - z_sampler| per task on one batch."""
+    r, c = Runner(model, tok), model.cfg
+    texts = lambda k: [tok.decode(row[mk.astype(bool)].tolist()) for row, mk in zip(b[k + "_ids"], b[k + "_mask"])]  # noqa: E731
+    out = {}
+    with torch.no_grad():
+        B = b["gen_ids"].shape[0]
+        fill = model.mar_fill(torch.zeros(B, c.buffer_tokens + r.L, c.mar_width), torch.zeros(B))
+        zs = r.mar_iteration(bd["gen_tok"], bd["gen_vis"], bd["gen_pred"], r.prefill(texts("gen")), fill)
+        out["gen"] = float((zs.reshape(z["gen"].shape) - z["gen"]).abs().max())
+        _, x_con, z_enc = r.encode_image(from_uint8(b["edit_src"]))
+        fill = model.mar_fill(x_con, torch.ones(x_con.shape[0]))
+        zs = r.mar_iteration(bd["edit_tok"], bd["edit_vis"], bd["edit_pred"], r.prefill(texts("edit"), z_enc), fill)
+        out["edit"] = float((zs.reshape(z["edit"].shape) - z["edit"]).abs().max())
+    return out
+
+
+def head_x0_mse(model, z, x0, ts, seed=0):
+    dl, g, out = DiffusionLoss("cpu"), torch.Generator().manual_seed(seed), {}
+    for tv in ts:
+        t = torch.full((x0.shape[0],), tv, dtype=torch.int64)
+        xt = dl.sqrt_ac[t][:, None] * x0 + dl.sqrt_1mac[t][:, None] * torch.randn(x0.shape, generator=g)
+        with torch.no_grad():
+            eps = model.diffusion_head(xt, t, z)[:, :x0.shape[1]]
+        x0h = dl.sra[t][:, None] * xt - dl.srm1[t][:, None] * eps
+        out[str(tv)] = round(float(((x0h - x0) ** 2).mean()), 4)
+    return out
+
+
+def probe(z, x0, rows=None):
+    """Least-squares z -> x0 on the first 3/4, per-row MSE on the last 1/4 (rows: a mask to split)."""
+    N = z.shape[0]
+    k = N * 3 // 4
+    A = torch.cat([z, torch.ones(N, 1)], 1)
+    err = ((A[k:] @ torch.linalg.lstsq(A[:k], x0[:k]).solution - x0[k:]) ** 2).mean(1)
+    out = {"all": round(float(err.mean()), 4)}
+    if rows is not None:
+        out["unchanged"] = round(float(err[~rows[k:]].mean()), 4)
+        out["changed"] = round(float(err[rows[k:]].mean()), 4)
+        out["changed_share"] = round(float(rows[k:].float().mean()), 3)
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m toolkit.diagnose", description=__doc__.split("\n")[0])
+    ap.add_argument("--model-dir", default="unipic-tiny",
+                    help="folder with manifest.json (sampling defaults); '' for --config's defaults")
+    ap.add_argument("--config", default="tiny", help="with --model-dir ''")
+    ap.add_argument("--weights", required=True, help="UniPic state dict / trainer checkpoint")
+    ap.add_argument("--batches", type=int, default=8, help="training batches of 32 gen + 32 edit cases")
+    ap.add_argument("--seed", type=int, default=777, help="data seed (not the training seed)")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    model = load_torch(a.model_dir or None, a.weights, a.config)
+    tok = load_tokenizer(a.model_dir or None, model.cfg)
+    c = model.cfg
+    L = c.grid(c.default_resolution) ** 2
+    dims = dict(size=c.default_resolution, L=L, img_tokens=L + c.buffer_tokens, cfg_drop=0.0,
+                vocab_size=c.vocab_size, batch_gen=32, batch_edit=32, batch_und=0)
+    Z, X, CH, report = {t: [] for t in TASKS}, {t: [] for t in TASKS}, [], {}
+    for k in range(a.batches):
+        b = make_batch((a.seed, k, dims))
+        bd = to_device_batch(b, "cpu", model.vae, c.vae_scale)
+        z = _capture_z(model, bd)
+        if k == 0:
+            report["parity"] = parity(model, tok, b, bd, z)
+        for t in TASKS:
+            x0, src = _targets(bd, t)
+            Z[t].append(z[t])
+            X[t].append(x0)
+            if src is not None:
+                CH.append(((src - x0) ** 2).mean(1) > 0.05)  # the edit changed this token
+    Z = {t: torch.cat(v) for t, v in Z.items()}
+    X = {t: torch.cat(v) for t, v in X.items()}
+    changed = torch.cat(CH)
+    report["token_var"] = {t: round(float(X[t].var(0).mean()), 4) for t in TASKS}
+    report["head_x0_mse"] = {t: head_x0_mse(model, Z[t], X[t], (200, 500, 800, 900, 950)) for t in TASKS}
+    report["probe"] = {"gen": probe(Z["gen"], X["gen"]), "edit": probe(Z["edit"], X["edit"], changed)}
+    # teacher forcing: sample the masked tokens of the first batch from their true z
+    r = Runner(model, tok)
+    white = to_tokens(model.vae_encode(from_uint8(S.render([], c.default_resolution)[None]))) * c.vae_scale
+    report["teacher_forced"] = {}
+    n0 = {t: Z[t].shape[0] // a.batches for t in TASKS}
+    p = r._params(None)
+    with torch.no_grad():
+        for t in TASKS:
+            z, x0 = Z[t][:n0[t]], X[t][:n0[t]]
+            x = r.diffuse(z, None, Schedule(p["diffusion_steps"]), 1.0, p["temperature"], Draws(a.seed))
+            report["teacher_forced"][t] = {"sampled_mse": round(float(((x - x0) ** 2).mean()), 4),
+                                           "background_mse": round(float(((white[0, 0] - x0) ** 2).mean()), 4)}
+    # decoder tolerance to token noise
+    rng = random.Random(a.seed)
+    imgs = np.stack([S.render(S.sample_scene(rng), c.default_resolution) for _ in range(100)])
+    key = lambda ds: sorted((d["shape"], d["color"]) for d in ds)  # noqa: E731
+    g = torch.Generator().manual_seed(a.seed)
+    report["decoder_noise"] = {}
+    with torch.no_grad():
+        tokens = to_tokens(model.vae_encode(from_uint8(imgs))) * c.vae_scale
+        h = w = c.grid(c.default_resolution)
+        for sd in (0.0, 0.2, 0.5):
+            noisy = tokens + sd * torch.randn(tokens.shape, generator=g)
+            px = to_uint8(model.vae_decode(to_latent(noisy, h, w) / c.vae_scale)).numpy()
+            ok = np.mean([key(S.detect(px[i])) == key(S.detect(imgs[i])) for i in range(len(imgs))])
+            report["decoder_noise"][str(sd)] = round(float(ok), 3)
+    print(json.dumps(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()
