@@ -22,6 +22,7 @@
 #     /usr/bin/python3 -m toolkit.evaluate --weights checkpoints/unipic-tiny-ema-fp16.pt --device cpu \
 #         --n-per-category 50 --seeds 4 --questions 300 --edits 300 --out shapes_eval.json   # ~10 min on 2 cores
 # and put the figures (python -m toolkit.card --eval shapes_eval.json --log log.jsonl) in unipic-tiny/MODEL_CARD.md.
+#     /usr/bin/python3 -m toolkit.diagnose --weights checkpoints/unipic-tiny-ema-fp16.pt   # did the layout guess improve?
 #
 # Warm start is the default: every run continues from the committed EMA weights
 # (models/checkpoints/unipic-tiny-ema-fp16.pt, VAE included, so stage A is skipped) with a fresh
@@ -39,7 +40,7 @@
 # DEVICE (cuda; cpu only to dry-run this script), WORKERS (data processes, default 12), PREFLIGHT
 # (1: ~30 s toy run of every code path first, default 1), PYTEST (1: the toolkit's pytest suite in
 # the background on this machine's torch, default 1), TRAIN_ARGS (extra toolkit.train flags, e.g.
-# "--ema 0.9995"), VAE_FROM (a stage-A vae.pt to reuse), PYTHON.
+# "--ema 0.9995" or "--snr-gamma 5"), VAE_FROM (a stage-A vae.pt to reuse), PYTHON.
 set -uo pipefail
 T0=$(date +%s)
 OUT=${OUT:-/tmp/unipic-out}
