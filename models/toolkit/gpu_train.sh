@@ -11,7 +11,7 @@
 #     pytest.log           the toolkit's pytest suite on this machine's torch (PYTEST=1)
 #     shapes_eval.json     (EVAL_FULL=1) ShapesEval of ema_fp16.pt at the issue's counts (50 prompts x 6 categories
 #                          x 4 seeds, 300 questions, 300 edits), manifest default sampling, + per case
-#     env.txt              GPU, torch version, timings
+#     env.txt              GPU, torch version, timings, the toolkit.diagnose report of ema_fp16.pt
 #     vae.pt               the stage-A VAE alone (standardised), reusable with VAE_FROM=...
 #     figures.md           (EVAL_FULL=1) MODEL_CARD figures (toolkit.card: training facts + ShapesEval per category)
 # Then, back on the CPU machine (from models/):
@@ -133,6 +133,14 @@ sd = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
 torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, sys.argv[2])
 print("ema_fp16.pt written", sum(v.numel() for v in sd.values()), "values")
 EOF
+
+# toolkit.diagnose of those weights (~20 s on the CPU cores), one JSON line into env.txt: did the
+# head's layout guess (head_x0_mse at high t) and the teacher-forced errors improve?
+LEFT=$(( DEADLINE - ( $(date +%s) - T0 ) ))
+if [ "$LEFT" -gt 45 ]; then
+  echo "diagnose: $(OMP_NUM_THREADS=8 timeout 40 $PY -m toolkit.diagnose --weights "$OUT/ema_fp16.pt" --threads 8 2>/dev/null)" \
+    | tee -a "$OUT/env.txt"
+fi
 
 # Full ShapesEval of exactly those weights (torch backend on the GPU, reference sampler), if time is left.
 LEFT=$(( DEADLINE - ( $(date +%s) - T0 ) ))
