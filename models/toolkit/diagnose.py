@@ -51,11 +51,13 @@ def _capture_z(model, batch):
     return dict(zip(TASKS, seen))
 
 
-def _targets(bd, task):
+def _targets(bd, task, background):
+    """True tokens at the masked positions [B*n, C], the source's there (edit, else None), and the
+    empty scene's there (background [1,L,C]: plain white, position by position)."""
     B, n = bd[task + "_pred"].shape
     idx = bd[task + "_pred"][..., None].expand(B, n, bd[task + "_tok"].shape[2])
-    src = torch.gather(bd["edit_src_tok"], 1, idx).reshape(B * n, -1) if task == "edit" else None
-    return torch.gather(bd[task + "_tok"], 1, idx).reshape(B * n, -1), src
+    at = lambda tokens: torch.gather(tokens.expand(B, -1, -1), 1, idx).reshape(B * n, -1)  # noqa: E731
+    return at(bd[task + "_tok"]), at(bd["edit_src_tok"]) if task == "edit" else None, at(background)
 
 
 def parity(model, tok, b, bd, z):
@@ -79,10 +81,10 @@ def head_x0_mse(model, z, x0, ts, seed=0):
     dl, g, out = DiffusionLoss("cpu"), torch.Generator().manual_seed(seed), {}
     for tv in ts:
         t = torch.full((x0.shape[0],), tv, dtype=torch.int64)
-        xt = dl.sqrt_ac[t][:, None] * x0 + dl.sqrt_1mac[t][:, None] * torch.randn(x0.shape, generator=g)
+        xt = dl.q_sample(x0, t, torch.randn(x0.shape, generator=g))
         with torch.no_grad():
             eps = model.diffusion_head(xt, t, z)[:, :x0.shape[1]]
-        x0h = dl.sra[t][:, None] * xt - dl.srm1[t][:, None] * eps
+        x0h = dl.x0_from_eps(xt, t, eps)
         out[str(tv)] = round(float(((x0h - x0) ** 2).mean()), 4)
     return out
 
@@ -118,7 +120,10 @@ def main(argv=None):
     L = c.grid(c.default_resolution) ** 2
     dims = dict(size=c.default_resolution, L=L, img_tokens=L + c.buffer_tokens, cfg_drop=0.0,
                 vocab_size=c.vocab_size, batch_gen=32, batch_edit=32, batch_und=0)
-    Z, X, CH, report = {t: [] for t in TASKS}, {t: [] for t in TASKS}, [], {}
+    with torch.no_grad():
+        white = to_tokens(model.vae_encode(from_uint8(S.render([], c.default_resolution)[None]))) * c.vae_scale
+    Z, X, BG = ({t: [] for t in TASKS} for _ in range(3))
+    CH, report = [], {}
     for k in range(a.batches):
         b = make_batch((a.seed, k, dims))
         bd = to_device_batch(b, "cpu", model.vae, c.vae_scale)
@@ -126,29 +131,27 @@ def main(argv=None):
         if k == 0:
             report["parity"] = parity(model, tok, b, bd, z)
         for t in TASKS:
-            x0, src = _targets(bd, t)
+            x0, src, bg = _targets(bd, t, white)
             Z[t].append(z[t])
             X[t].append(x0)
+            BG[t].append(bg)
             if src is not None:
                 CH.append(((src - x0) ** 2).mean(1) > 0.05)  # the edit changed this token
-    Z = {t: torch.cat(v) for t, v in Z.items()}
-    X = {t: torch.cat(v) for t, v in X.items()}
-    changed = torch.cat(CH)
-    report["token_var"] = {t: round(float(X[t].var(0).mean()), 4) for t in TASKS}
-    report["head_x0_mse"] = {t: head_x0_mse(model, Z[t], X[t], (200, 500, 800, 900, 950)) for t in TASKS}
-    report["probe"] = {"gen": probe(Z["gen"], X["gen"]), "edit": probe(Z["edit"], X["edit"], changed)}
+    Zc = {t: torch.cat(v) for t, v in Z.items()}
+    Xc = {t: torch.cat(v) for t, v in X.items()}
+    report["token_var"] = {t: round(float(Xc[t].var(0).mean()), 4) for t in TASKS}
+    report["head_x0_mse"] = {t: head_x0_mse(model, Zc[t], Xc[t], (200, 500, 800, 900, 950)) for t in TASKS}
+    report["probe"] = {"gen": probe(Zc["gen"], Xc["gen"]), "edit": probe(Zc["edit"], Xc["edit"], torch.cat(CH))}
     # teacher forcing: sample the masked tokens of the first batch from their true z
     r = Runner(model, tok)
-    white = to_tokens(model.vae_encode(from_uint8(S.render([], c.default_resolution)[None]))) * c.vae_scale
     report["teacher_forced"] = {}
-    n0 = {t: Z[t].shape[0] // a.batches for t in TASKS}
-    p = r._params(None)
+    sch = Schedule(c.sampling["diffusionSteps"])
     with torch.no_grad():
         for t in TASKS:
-            z, x0 = Z[t][:n0[t]], X[t][:n0[t]]
-            x = r.diffuse(z, None, Schedule(p["diffusion_steps"]), 1.0, p["temperature"], Draws(a.seed))
+            z, x0, bg = Z[t][0], X[t][0], BG[t][0]
+            x = r.diffuse(z, None, sch, 1.0, c.sampling["temperature"], Draws(a.seed))
             report["teacher_forced"][t] = {"sampled_mse": round(float(((x - x0) ** 2).mean()), 4),
-                                           "background_mse": round(float(((white[0, 0] - x0) ** 2).mean()), 4)}
+                                           "background_mse": round(float(((bg - x0) ** 2).mean()), 4)}
     # decoder tolerance to token noise
     rng = random.Random(a.seed)
     imgs = np.stack([S.render(S.sample_scene(rng), c.default_resolution) for _ in range(100)])

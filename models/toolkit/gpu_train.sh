@@ -21,8 +21,8 @@
 #     /usr/bin/python3 -m toolkit.fixtures --weights checkpoints/unipic-tiny-ema-fp16.pt   # engine fixtures
 #     /usr/bin/python3 -m toolkit.evaluate --weights checkpoints/unipic-tiny-ema-fp16.pt --device cpu \
 #         --n-per-category 50 --seeds 4 --questions 300 --edits 300 --out shapes_eval.json   # ~10 min on 2 cores
-# and put the figures (python -m toolkit.card --eval shapes_eval.json --log log.jsonl) in unipic-tiny/MODEL_CARD.md.
 #     /usr/bin/python3 -m toolkit.diagnose --weights checkpoints/unipic-tiny-ema-fp16.pt   # did the layout guess improve?
+# and put the figures (python -m toolkit.card --eval shapes_eval.json --log log.jsonl) in unipic-tiny/MODEL_CARD.md.
 #
 # Warm start is the default: every run continues from the committed EMA weights
 # (models/checkpoints/unipic-tiny-ema-fp16.pt, VAE included, so stage A is skipped) with a fresh

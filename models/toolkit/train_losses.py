@@ -90,6 +90,14 @@ class DiffusionLoss:
         self.c1, self.c2 = f(sch.coef1), f(sch.coef2)
         self.plc, self.logb = f(sch.post_logvar_clipped), f(sch.log_betas)
 
+    def q_sample(self, x0, t, noise):
+        """x_t = sqrt(ac_t) x0 + sqrt(1 - ac_t) noise; x0 / noise [N,C], t [N]."""
+        return self.sqrt_ac[t][:, None] * x0 + self.sqrt_1mac[t][:, None] * noise
+
+    def x0_from_eps(self, xt, t, eps):
+        """The clean estimate sqrt(1/ac_t) x_t - sqrt(1/ac_t - 1) eps (no clipping, as the sampler)."""
+        return self.sra[t][:, None] * xt - self.srm1[t][:, None] * eps
+
     def __call__(self, head, z, x0, mul, gen, autocast_ctx):
         """z [N,W] conditions, x0 [N,C] targets -> (loss, mse) scalars (fp32)."""
         z, x0 = z.repeat(mul, 1), x0.repeat(mul, 1)
@@ -97,7 +105,7 @@ class DiffusionLoss:
         t = torch.randint(0, self.T, (N,), generator=gen, device=x0.device)
         noise = torch.randn(x0.shape, generator=gen, device=x0.device)
         e = lambda a: a[t][:, None]  # noqa: E731
-        xt = e(self.sqrt_ac) * x0 + e(self.sqrt_1mac) * noise
+        xt = self.q_sample(x0, t, noise)
         with autocast_ctx():
             out = head(xt, t, z)
         out = out.float()
@@ -105,7 +113,7 @@ class DiffusionLoss:
         mse = ((eps - noise) ** 2).mean(1)
         true_mean = e(self.c1) * x0 + e(self.c2) * xt
         true_lv = e(self.plc)
-        px0 = e(self.sra) * xt - e(self.srm1) * eps.detach()
+        px0 = self.x0_from_eps(xt, t, eps.detach())
         mmean = e(self.c1) * px0 + e(self.c2) * xt
         frac = (v + 1) / 2
         mlv = frac * e(self.logb) + (1 - frac) * true_lv

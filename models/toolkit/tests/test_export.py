@@ -121,11 +121,9 @@ def test_committed_tiny_matches_its_source(tiny, tmp_path):
     export, or the export of the committed checkpoint it names (the engine fixtures assume it)."""
     import re
 
-    import torch
-
     from toolkit.config import TINY
+    from toolkit.evaluate import load_torch
     from toolkit.export import export
-    from toolkit.model import UniPic
     from toolkit.tokenizer import build_tiny_tokenizer
 
     if not os.path.exists(os.path.join(COMMITTED, "manifest.json")):
@@ -135,10 +133,7 @@ def test_committed_tiny_matches_its_source(tiny, tmp_path):
     if man["source"] == "random weights, seed 0":
         model = tiny
     elif ckpt:
-        model = UniPic(TINY)
-        sd = torch.load(os.path.join(COMMITTED, "..", ckpt.group(1)), map_location="cpu")
-        model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
-        model.eval()
+        model = load_torch(None, os.path.join(COMMITTED, "..", ckpt.group(1)), "tiny")
     else:
         pytest.fail(f"models/unipic-tiny's source names neither a seed nor a committed checkpoint: {man['source']}")
     fresh = export(model, build_tiny_tokenizer(TINY.vocab_size), str(tmp_path), name="unipic-tiny", source="test")
