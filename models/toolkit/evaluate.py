@@ -39,15 +39,16 @@ from .tokenizer import ByteLevelBPE
 # cases
 
 
-def build_cases(n_per_category: int, questions: int, edits: int, seed: int = 0) -> list[dict]:
+def build_cases(n_per_category: int, questions: int, edits: int, seed: int = 0, repeats: int = 0) -> list[dict]:
     """Fresh random cases in the section 5 format (generation categories in order, then the
-    understanding forms and edit forms cycled)."""
+    understanding forms and edit forms cycled, then `repeats` "Repeat this image." edits)."""
     rng = random.Random(seed)
     out = []
     for cat in S.GEN_CATEGORIES:
         out += [S._gen_case(rng, cat)[0] for _ in range(n_per_category)]
     out += [S._und_case(rng, S.UNDERSTAND_FORMS[k % len(S.UNDERSTAND_FORMS)]) for k in range(questions)]
     out += [S._edit_case(rng, S.EDIT_FORMS[k % len(S.EDIT_FORMS)])[0] for k in range(edits)]
+    out += [S._repeat_case(rng)[0] for _ in range(repeats)]
     return out
 
 
@@ -143,7 +144,8 @@ def run_cases(model, tok, cases, seeds: int = 1, params: dict | None = None, bat
         _, px = runner.edit(from_uint8(src), [c["instruction"] for _, c in chunk],
                             Draws(draw_seed + 777_000 + k), params)
         for (i, c), img in zip(chunk, to_uint8(px).numpy()):
-            results[i] = S.case_result(c, [S.score_edit(c, S.detect(img))])
+            det = S.detect(img)
+            results[i] = S.case_result(c, [S.score_edit(c, det)], kept=S.score_kept(c, det))
         if progress:
             progress(f"edit: {min(k + batch, len(edi))}/{len(edi)}")
     for i, c in und:
@@ -214,6 +216,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--questions", type=int, default=300)
     ap.add_argument("--edits", type=int, default=300)
+    ap.add_argument("--repeats", type=int, default=100, help='"Repeat this image." cases (reported as "repeat")')
     ap.add_argument("--case-seed", type=int, default=20261127)
     ap.add_argument("--sampling", help="JSON object overriding sampling_defaults, e.g. '{\"cfg\": 2}'")
     ap.add_argument("--batch", type=int, default=64)
@@ -248,7 +251,7 @@ def main(argv=None):
         with open(a.cases, encoding="utf-8") as f:
             cases = S.parse_cases(f.read(), a.cases)
     else:
-        cases = build_cases(a.n_per_category, a.questions, a.edits, a.case_seed)
+        cases = build_cases(a.n_per_category, a.questions, a.edits, a.case_seed, a.repeats)
     params = json.loads(a.sampling) if a.sampling else None
     prog = None if a.json else (lambda m: print(f"[evaluate] {m}", file=sys.stderr, flush=True))
     try:

@@ -13,7 +13,7 @@ import type { ImageParams, JobEvent, RgbTensor } from "../engine/types.js";
 import { encodeRgb } from "../images/index.js";
 import { generateCases, parseCases, type Case } from "../shapes/cases.js";
 import { detect } from "../shapes/detect.js";
-import { caseResult, scoreCase, summarize, type CaseResult } from "../shapes/score.js";
+import { caseResult, scoreCase, scoreKept, summarize, type CaseResult } from "../shapes/score.js";
 import { render } from "../shapes/world.js";
 import { imageParamsFrom, loadEngine } from "./engine.js";
 import { numberOption, parseArgs, stringOption, type Parsed } from "./options.js";
@@ -24,21 +24,25 @@ async function final(events: AsyncGenerator<JobEvent, void, undefined>): Promise
   throw new Error("the job ended without a result");
 }
 
-/** Scores of one case: generation cases are sampled once per seed (GenEval samples 4). */
-async function runCase(engine: Engine, c: Case, seeds: number[], params: Partial<ImageParams>): Promise<number[]> {
+/**
+ * Scores of one case: generation cases are sampled once per seed (GenEval samples 4); an edit
+ * also reports scoreKept, how many of the objects it should leave alone it did.
+ */
+async function runCase(engine: Engine, c: Case, seeds: number[], params: Partial<ImageParams>): Promise<{ scores: number[]; kept?: number | null }> {
   const size = params.resolution ?? engine.model.manifest.defaultResolution;
   const judge = (image: RgbTensor): ReturnType<typeof detect> => detect(image.rgb, image.width);
   if (c.task === "generate") {
     const images = await Promise.all(seeds.map((seed) => final(engine.generate(c.prompt, { ...params, seed }))));
-    return images.map((d) => scoreCase(c, judge(d.image!)));
+    return { scores: images.map((d) => scoreCase(c, judge(d.image!))) };
   }
   const scene: RgbTensor = { rgb: render(c.scene, size), width: size, height: size };
   if (c.task === "understand") {
     const d = await final(engine.understand(scene, c.question, [], { resolution: size }));
-    return [scoreCase(c, d.text ?? "")];
+    return { scores: [scoreCase(c, d.text ?? "")] };
   }
   const d = await final(engine.edit(scene, c.instruction, { ...params, seed: seeds[0] }));
-  return [scoreCase(c, judge(d.image!))];
+  const detected = judge(d.image!);
+  return { scores: [scoreCase(c, detected)], kept: scoreKept(c, detected) };
 }
 
 /** Runs cases a few at a time, so the engine batches them. */
@@ -50,7 +54,8 @@ export async function evaluate(engine: Engine, cases: Case[], opts: { seeds: num
   const worker = async (): Promise<void> => {
     while (next < cases.length) {
       const i = next++;
-      results[i] = caseResult(cases[i]!, await runCase(engine, cases[i]!, seeds, opts.params));
+      const { scores, kept } = await runCase(engine, cases[i]!, seeds, opts.params);
+      results[i] = caseResult(cases[i]!, scores, kept);
       opts.progress?.update(++done, cases.length);
     }
   };
@@ -87,13 +92,29 @@ async function geneval(engine: Engine, p: Parsed): Promise<number> {
   return 0;
 }
 
+/**
+ * The cases to run: a file's, or fresh ones: n per generation category, n questions, n edits and,
+ * unless told otherwise, n "Repeat this image." edits, so `repeat` is measured at the scale of the rest.
+ */
+async function evalCases(p: Parsed): Promise<Case[]> {
+  const file = stringOption(p, "cases");
+  const repeats = numberOption(p, "repeats", true);
+  if (file !== undefined) {
+    if (repeats !== undefined) throw AppError.badInput("--repeats", "no --cases (a case file brings its own cases)", repeats);
+    return parseCases(await readFile(file, "utf8"), file);
+  }
+  if (repeats !== undefined && repeats < 0) throw AppError.badInput("--repeats", "a count >= 0", repeats);
+  const n = numberOption(p, "n", true) ?? 50;
+  return generateCases(n, numberOption(p, "case-seed", true) ?? Date.now() % 2 ** 31, repeats ?? n);
+}
+
 export async function runEval(argv: string[], config: Config): Promise<number> {
   const p = parseArgs(argv, ["json"]);
+  // Cases and options are checked before the model loads, so a mistake fails at once.
+  const cases = p.options.has("geneval") ? [] : await evalCases(p);
   const engine = await loadEngine(config);
   try {
     if (p.options.has("geneval")) return await geneval(engine, p);
-    const file = stringOption(p, "cases");
-    const cases = file === undefined ? generateCases(numberOption(p, "n", true) ?? 50, numberOption(p, "case-seed", true) ?? Date.now() % 2 ** 31) : parseCases(await readFile(file, "utf8"), file);
     const bar = new Progress("eval");
     const results = await evaluate(engine, cases, { seeds: numberOption(p, "seeds", true) ?? 4, params: imageParamsFrom(p), concurrency: config.engineBatch, progress: bar });
     bar.end();

@@ -1,9 +1,9 @@
 // ShapesEval cases: the JSONL format of shared/docs/shapes-world.md section 5, its validation
 // (anyone can bring their own case file, so errors name the line and the field), and seeded
 // random generation of fresh cases in exactly the spec's prompt forms. Mirrors the generators
-// in models/toolkit/shapes.py (same forms and rules; the random streams differ by design).
+// in models/toolkit/shapes/cases.py (same forms and rules; the random streams differ by design).
 import { Rng } from "./rng.js";
-import { GEN_CATEGORIES, scoreGenerate, type Category } from "./score.js";
+import { EDIT_FORMS, GEN_CATEGORIES, REPEAT_INSTRUCTION, scoreGenerate, type Category, type EditForm } from "./score.js";
 import {
   COLORS, MAX_OBJECTS, REGIONS, RELATIONS, SHAPES, countWord, inRegion, isColor, isRegion, isRelation, isShape,
   place, regionOf, sampleScene, type Color, type Region, type Relation, type SceneObject, type Shape, type Spec,
@@ -12,6 +12,8 @@ import {
 export interface ExpectObject {
   shape: Shape;
   color?: Color;
+  /** Region words that must all hold for the object ("region" prompts: ["top", "left"]). */
+  regions?: Region[];
 }
 export interface GenerateCase {
   task: "generate";
@@ -45,9 +47,25 @@ export interface EditCase {
 export type Case = GenerateCase | UnderstandCase | EditCase;
 
 export const UNDERSTAND_FORMS = ["color", "count", "shape", "exists", "where"] as const;
-export const EDIT_FORMS = ["recolor", "remove", "add", "move"] as const;
 export type UnderstandForm = (typeof UNDERSTAND_FORMS)[number];
-export type EditForm = (typeof EDIT_FORMS)[number];
+// Defined with the scorer (editForm reads instructions back into forms); re-exported for callers.
+export { EDIT_FORMS, type EditForm };
+
+/**
+ * Place phrases of "region" prompts and the region words each one asserts, in the order of
+ * Python's layouts.REGION_PHRASES (the generators draw from this list by index).
+ */
+export const REGION_PHRASES: readonly (readonly [string, readonly Region[]])[] = [
+  ["on the left", ["left"]],
+  ["on the right", ["right"]],
+  ["at the top", ["top"]],
+  ["at the bottom", ["bottom"]],
+  ["in the center", ["center"]],
+  ["in the top left", ["top", "left"]],
+  ["in the top right", ["top", "right"]],
+  ["in the bottom left", ["bottom", "left"]],
+  ["in the bottom right", ["bottom", "right"]],
+];
 
 // ---------------------------------------------------------------------------------------------
 // Validation
@@ -119,6 +137,11 @@ export function validateCase(c: unknown, where = "case"): Case {
       if (!isObj(o)) return fail(f, `expected an object, got ${show(o)}`);
       needChoice(o.shape, SHAPES, `${f}.shape`);
       if ("color" in o) needChoice(o.color, COLORS, `${f}.color`);
+      if ("regions" in o) {
+        const rs = o.regions;
+        if (!Array.isArray(rs) || rs.length === 0) return fail(`${f}.regions`, `expected a non-empty list of region words, got ${show(rs)}`);
+        rs.forEach((r: unknown, j) => needChoice(r, REGIONS, `${f}.regions[${j}]`));
+      }
     });
     const rels = e.relations ?? [];
     if (!Array.isArray(rels)) return fail(`${where}.expect.relations`, `expected a list, got ${show(rels)}`);
@@ -204,6 +227,13 @@ export function genCase(rng: Rng, category: Category): { case: GenerateCase; tar
       expect = { objects: [{ shape: s0, color: c0 }, { shape: s1, color: c1 }] };
       specs = [[s0, c0], [s1, c1]];
       break;
+    case "region": {
+      const [phrase, regions] = rng.choice(REGION_PHRASES);
+      prompt = `a ${c0} ${s0} ${phrase}`;
+      expect = { objects: [{ shape: s0, color: c0, regions: [...regions] }] };
+      specs = [[s0, c0]];
+      break;
+    }
   }
   const c: GenerateCase = { task: "generate", category, prompt, expect };
   for (;;) {
@@ -283,16 +313,28 @@ export function editCase(rng: Rng, form: EditForm): { case: EditCase; target: Sc
   }
 }
 
+/** "Repeat this image." on a random scene: the result must equal the source (target = scene). */
+export function repeatCase(rng: Rng): { case: EditCase; target: SceneObject[] } {
+  const scene = sampleScene(rng);
+  return {
+    case: { task: "edit", scene, instruction: REPEAT_INSTRUCTION, expect: scene.map((o) => ({ ...o })) },
+    target: scene.map((o) => ({ ...o })),
+  };
+}
+
 /**
  * Fresh random cases from a seed: n for each generation category, n understanding cases
- * (cycling through the five forms) and n edit cases (cycling through the four forms).
+ * (cycling through the five forms), n edit cases (cycling through the four forms), then
+ * `repeats` "Repeat this image." edits: the order of Python's evaluate.build_cases.
  */
-export function generateCases(nPerCategory: number, seed: number): Case[] {
+export function generateCases(nPerCategory: number, seed: number, repeats = 0): Case[] {
   if (!Number.isInteger(nPerCategory) || nPerCategory < 1) throw new Error(`nPerCategory must be an integer >= 1, got ${nPerCategory}`);
+  if (!Number.isInteger(repeats) || repeats < 0) throw new Error(`repeats must be an integer >= 0, got ${repeats}`);
   const rng = new Rng(seed);
   const out: Case[] = [];
   for (const cat of GEN_CATEGORIES) for (let k = 0; k < nPerCategory; k++) out.push(genCase(rng, cat).case);
   for (let k = 0; k < nPerCategory; k++) out.push(undCase(rng, UNDERSTAND_FORMS[k % 5] as UnderstandForm));
   for (let k = 0; k < nPerCategory; k++) out.push(editCase(rng, EDIT_FORMS[k % 4] as EditForm).case);
+  for (let k = 0; k < repeats; k++) out.push(repeatCase(rng).case);
   return out;
 }

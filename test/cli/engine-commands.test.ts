@@ -45,15 +45,34 @@ describe("unipic engine commands", () => {
       `{"task":"generate","category":"colors","prompt":"a red circle","expect":{"objects":[{"shape":"circle","color":"red"}]}}`,
       `{"task":"understand","scene":[{"shape":"circle","color":"red","cx":0.3,"cy":0.45,"s":0.12}],"question":"what color is the circle?","answer":"red"}`,
       `{"task":"edit","scene":[{"shape":"square","color":"blue","cx":0.6,"cy":0.3,"s":0.11}],"instruction":"make the square green","expect":[{"shape":"square","color":"green","cx":0.6,"cy":0.3,"s":0.11}]}`,
+      // An untouched circle: the edit reports "kept" for it.
+      `{"task":"edit","scene":[{"shape":"square","color":"blue","cx":0.6,"cy":0.3,"s":0.11},{"shape":"circle","color":"red","cx":0.25,"cy":0.7,"s":0.1}],"instruction":"remove the blue square","expect":[{"shape":"circle","color":"red","cx":0.25,"cy":0.7,"s":0.1}]}`,
+      `{"task":"edit","scene":[{"shape":"circle","color":"red","cx":0.25,"cy":0.7,"s":0.1}],"instruction":"Repeat this image.","expect":[{"shape":"circle","color":"red","cx":0.25,"cy":0.7,"s":0.1}]}`,
     ].join("\n"));
     const r = await runCli(["eval", "--cases", cases, "--seeds", "2", "--json", ...FAST], env);
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!);
-    expect(summary.cases).toBe(3);
-    expect(Object.keys(summary.generation)).toEqual(["single_object", "two_object", "counting", "colors", "position", "color_attr", "overall"]);
+    expect(Object.keys(summary)).toEqual(["generation", "understanding", "editing", "editing_forms", "kept", "repeat", "cases"]);
+    expect(summary.cases).toBe(5);
+    expect(Object.keys(summary.generation)).toEqual(["single_object", "two_object", "counting", "colors", "position", "color_attr", "region", "overall"]);
     expect(summary.generation.single_object).toBeNull();
-    for (const v of [summary.generation.colors, summary.understanding, summary.editing]) expect(v).toBeGreaterThanOrEqual(0);
+    expect(summary.editing_forms.add).toBeNull();
+    for (const v of [summary.generation.colors, summary.understanding, summary.editing, summary.editing_forms.recolor, summary.editing_forms.remove, summary.kept, summary.repeat]) {
+      expect(v).toBeGreaterThanOrEqual(0);
+      expect(v).toBeLessThanOrEqual(1);
+    }
   }, 120_000);
+
+  it("eval takes --repeats for fresh cases only", async () => {
+    const cases = path.join(dir, "one.jsonl");
+    await writeFile(cases, `{"task":"generate","category":"colors","prompt":"a red circle","expect":{"objects":[{"shape":"circle","color":"red"}]}}\n`);
+    const r = await runCli(["eval", "--cases", cases, "--repeats", "2"], env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--repeats/);
+    const neg = await runCli(["eval", "--repeats", "-1"], env);
+    expect(neg.code).toBe(1);
+    expect(neg.stderr).toMatch(/--repeats/);
+  }, 60_000);
 
   it("eval refuses a bad case file with the line and field", async () => {
     const cases = path.join(dir, "bad.jsonl");

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import {
-  EDIT_FORMS, UNDERSTAND_FORMS, editCase, formatCases, genCase, generateCases, parseCases, undCase,
+  EDIT_FORMS, REGION_PHRASES, UNDERSTAND_FORMS, editCase, formatCases, genCase, generateCases, parseCases, repeatCase, undCase,
 } from "../../src/shapes/cases.js";
 import { detect } from "../../src/shapes/detect.js";
 import { Rng } from "../../src/shapes/rng.js";
-import { GEN_CATEGORIES, scoreCase, scoreEdit, scoreUnderstand } from "../../src/shapes/score.js";
+import { GEN_CATEGORIES, editForm, scoreCase, scoreEdit, scoreKept, scoreUnderstand } from "../../src/shapes/score.js";
 import { COUNT_WORDS, regionsOf, render } from "../../src/shapes/world.js";
 
 const FORMS: Record<string, RegExp> = {
@@ -14,6 +14,7 @@ const FORMS: Record<string, RegExp> = {
   colors: /^a (red|green|blue|yellow|purple|orange) (circle|square|triangle)$/,
   position: /^a (circle|square|triangle) (left of|right of|above|below) a (circle|square|triangle)$/,
   color_attr: /^a (\w+) (circle|square|triangle) and a (\w+) (circle|square|triangle)$/,
+  region: new RegExp(`^a (red|green|blue|yellow|purple|orange) (circle|square|triangle) (${REGION_PHRASES.map(([p]) => p).join("|")})$`),
 };
 
 describe("case generation", () => {
@@ -28,6 +29,20 @@ describe("case generation", () => {
     }
   });
 
+  it("region prompts expect the phrase's region words, and every phrase comes up", () => {
+    const rng = new Rng(8);
+    const seen = new Set<string>();
+    for (let k = 0; k < 120; k++) {
+      const { case: c, target } = genCase(rng, "region");
+      const phrase = REGION_PHRASES.find(([p]) => c.prompt.endsWith(` ${p}`))!;
+      seen.add(phrase[0]);
+      const [, color, shape] = c.prompt.split(" ");
+      expect(c.expect).toEqual({ objects: [{ shape, color, regions: phrase[1] }] });
+      expect(regionsOf(target[0]!)).toEqual(expect.arrayContaining([...phrase[1]]));
+    }
+    expect(seen.size).toBe(REGION_PHRASES.length);
+  });
+
   it("edits: the target scores 1 and doing nothing scores 0, for every form", () => {
     const rng = new Rng(4);
     for (const form of EDIT_FORMS) {
@@ -36,7 +51,19 @@ describe("case generation", () => {
         expect(c.instruction.split(" ")[0]).toBe({ recolor: "make", remove: "remove", add: "add", move: "move" }[form]);
         expect(scoreEdit(c, detect(render(target, 64), 64)), c.instruction).toBe(1);
         expect(scoreEdit(c, detect(render(c.scene, 64), 64)), c.instruction).toBe(0);
+        expect(editForm(c)).toBe(form);
       }
+    }
+  });
+
+  it("repeat cases: the source itself is the right answer, every object kept", () => {
+    const rng = new Rng(5);
+    for (let k = 0; k < 10; k++) {
+      const { case: c, target } = repeatCase(rng);
+      expect([c.instruction, editForm(c)]).toEqual(["Repeat this image.", "repeat"]);
+      expect(target).toEqual(c.scene);
+      const det = detect(render(c.scene, 64), 64);
+      expect([scoreEdit(c, det), scoreKept(c, det)]).toEqual([1, 1]);
     }
   });
 
@@ -62,11 +89,17 @@ describe("case generation", () => {
 
   it("generates reproducible, valid case files from a seed", () => {
     const a = generateCases(4, 9);
-    expect(a).toHaveLength(32);
+    expect(a).toHaveLength(7 * 4 + 4 + 4);
     expect(generateCases(4, 9)).toEqual(a);
     expect(generateCases(4, 10)).not.toEqual(a);
     expect(parseCases(formatCases(a))).toEqual(a);
     expect(() => generateCases(0, 1)).toThrow(/nPerCategory/);
+    // Repeats come last (as in Python's evaluate.build_cases), so the other cases stay the same.
+    const b = generateCases(4, 9, 3);
+    expect(b.slice(0, a.length)).toEqual(a);
+    expect(b.slice(a.length).map((c) => c.task === "edit" && editForm(c))).toEqual(["repeat", "repeat", "repeat"]);
+    expect(parseCases(formatCases(b))).toEqual(b);
+    expect(() => generateCases(1, 1, -1)).toThrow(/repeats/);
   });
 });
 
@@ -84,6 +117,12 @@ describe("JSONL validation", () => {
     ['{"task":"edit","scene":[{"shape":"circle","color":"red","cx":0.3,"cy":0.4,"s":0.1}],"instruction":"i","expect":[{"shape":"circle","color":"red","region":"middle"}]}',
       /case\.expect\[0\]\.region: expected one of/],
     ["[1,2]", /x\.jsonl:2: case: expected a JSON object/],
+    ['{"task":"generate","category":"region","prompt":"x","expect":{"objects":[{"shape":"circle","regions":[]}]}}',
+      /case\.expect\.objects\[0\]\.regions: expected a non-empty list of region words, got \[\]/],
+    ['{"task":"generate","category":"region","prompt":"x","expect":{"objects":[{"shape":"circle","regions":"left"}]}}',
+      /case\.expect\.objects\[0\]\.regions: expected a non-empty list/],
+    ['{"task":"generate","category":"region","prompt":"x","expect":{"objects":[{"shape":"circle","regions":["top","middle"]}]}}',
+      /case\.expect\.objects\[0\]\.regions\[1\]: expected one of left, right, top, bottom, center, got "middle"/],
   ];
 
   it("accepts good lines and skips blank ones", () => {

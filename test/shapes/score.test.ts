@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { EditCase, GenerateCase, UnderstandCase } from "../../src/shapes/cases.js";
 import { detect } from "../../src/shapes/detect.js";
-import { caseResult, scoreCase, scoreEdit, scoreGenerate, scoreUnderstand, summarize } from "../../src/shapes/score.js";
+import {
+  caseResult, editForm, scoreCase, scoreEdit, scoreGenerate, scoreKept, scoreUnderstand, summarize, type CaseResult,
+} from "../../src/shapes/score.js";
 import { render } from "../../src/shapes/world.js";
 import { obj } from "./helpers.js";
 
@@ -33,6 +35,19 @@ describe("scoreGenerate", () => {
     };
     expect(scoreGenerate(two, [obj("circle", "red", 0.2, 0.2)])).toBe(0);
   });
+
+  it("needs every named region of a region prompt", () => {
+    const c: GenerateCase = {
+      task: "generate", category: "region", prompt: "a red circle in the top left",
+      expect: { objects: [{ shape: "circle", color: "red", regions: ["top", "left"] }] },
+    };
+    expect(scoreGenerate(c, detect(render([obj("circle", "red", 0.2, 0.2)], 64), 64))).toBe(1);
+    expect(scoreGenerate(c, [obj("circle", "red", 0.5, 0.2)])).toBe(0); // top, not left
+    expect(scoreGenerate(c, [obj("circle", "red", 0.2, 0.5)])).toBe(0); // left, not top
+    expect(scoreGenerate(c, [obj("circle", "blue", 0.2, 0.2)])).toBe(0); // right place, wrong colour
+    // A misplaced red circle does not hide a well placed one, and extra objects are allowed.
+    expect(scoreGenerate(c, [obj("circle", "red", 0.8, 0.8), obj("circle", "red", 0.2, 0.2)])).toBe(1);
+  });
 });
 
 describe("scoreUnderstand", () => {
@@ -59,6 +74,40 @@ describe("scoreEdit", () => {
   });
 });
 
+describe("scoreKept and editForm", () => {
+  const scene = [obj("square", "blue", 0.6, 0.3), obj("circle", "red", 0.2, 0.7), obj("circle", "red", 0.8, 0.8)];
+  const recolor: EditCase = {
+    task: "edit", scene, instruction: "make the square green",
+    expect: [obj("square", "green", 0.6, 0.3), obj("circle", "red", 0.2, 0.7), obj("circle", "red", 0.8, 0.8)],
+  };
+  it("counts the untouched objects found near their place, one to one", () => {
+    expect(scoreKept(recolor, scene)).toBe(1); // the edit itself is not kept's business
+    expect(scoreKept(recolor, [obj("circle", "red", 0.25, 0.75)])).toBe(0.5); // drift 0.05 <= 0.08
+    expect(scoreKept(recolor, [obj("circle", "red", 0.3, 0.7), obj("circle", "blue", 0.8, 0.8)])).toBe(0); // 0.1 away; wrong colour
+    // One detected circle within reach of two expected ones counts once.
+    const pair = [obj("circle", "red", 0.2, 0.5, 0.05), obj("circle", "red", 0.32, 0.5, 0.05)];
+    const remove: EditCase = { task: "edit", scene: [...pair, scene[0]!], instruction: "remove the blue square", expect: pair };
+    expect(scoreKept(remove, [obj("circle", "red", 0.26, 0.5, 0.05)])).toBe(0.5);
+    expect(scoreKept(recolor, [])).toBe(0);
+  });
+  it("is null when the edit touches every object, and ignores placed ones", () => {
+    const move: EditCase = {
+      task: "edit", scene: [scene[0]!], instruction: "move the blue square to the left",
+      expect: [{ shape: "square", color: "blue", region: "left" }],
+    };
+    expect(scoreKept(move, [obj("square", "blue", 0.2, 0.5)])).toBeNull();
+    expect(scoreKept({ ...move, instruction: "make the square red", expect: [obj("square", "red", 0.6, 0.3)] }, scene)).toBeNull();
+  });
+  it("reads the form from the verb, and spots the repeat instruction", () => {
+    const form = (instruction: string): string => editForm({ ...recolor, instruction });
+    expect(["make the square green", "Remove the red circle", "add a red circle on the left", "move it to the top"].map(form))
+      .toEqual(["recolor", "remove", "add", "move"]);
+    expect(["Repeat this image.", " repeat this image ", "REPEAT THIS IMAGE..", "repeat this image please"].map(form))
+      .toEqual(["repeat", "repeat", "repeat", "other"]);
+    expect(["", "   ", "paint the square", "make, the square"].map(form)).toEqual(["other", "other", "other", "other"]);
+  });
+});
+
 describe("summarize", () => {
   it("has the eval --json shape, with null for absent tasks and categories", () => {
     const out = summarize([
@@ -68,15 +117,40 @@ describe("summarize", () => {
       { task: "understand", score: 0 },
     ]);
     expect(out).toEqual({
-      generation: { single_object: null, two_object: null, counting: 0.5, colors: 1, position: null, color_attr: null, overall: 0.75 },
-      understanding: 0.5, editing: null, cases: 4,
+      generation: { single_object: null, two_object: null, counting: 0.5, colors: 1, position: null, color_attr: null, region: null, overall: 0.75 },
+      understanding: 0.5, editing: null, editing_forms: null, kept: null, repeat: null, cases: 4,
     });
-    expect(summarize([])).toEqual({ generation: null, understanding: null, editing: null, cases: 0 });
+    expect(summarize([])).toEqual({
+      generation: null, understanding: null, editing: null, editing_forms: null, kept: null, repeat: null, cases: 0,
+    });
+    expect(Object.keys(out)).toEqual(["generation", "understanding", "editing", "editing_forms", "kept", "repeat", "cases"]);
+  });
+
+  it("leaves region out of overall, and repeats out of editing", () => {
+    const results: CaseResult[] = [
+      { task: "generate", category: "colors", score: 0.5 },
+      { task: "generate", category: "region", score: 1 },
+      { task: "edit", score: 1, form: "recolor", kept: 0.5 },
+      { task: "edit", score: 0, form: "recolor" },
+      { task: "edit", score: 0.5, form: "move", kept: 1 },
+      { task: "edit", score: 1, form: "repeat", kept: 0 },
+      { task: "edit", score: 0, form: "repeat" },
+    ];
+    const out = summarize(results);
+    expect(out.generation).toMatchObject({ colors: 0.5, region: 1, overall: 0.5 });
+    expect(out).toMatchObject({
+      editing: 0.5, editing_forms: { recolor: 0.5, remove: null, add: null, move: 0.5 }, kept: 0.75, repeat: 0.5, cases: 7,
+    });
+    expect(summarize(results.slice(1, 2)).generation?.overall).toBeNull(); // region alone: no GenEval figure
+    expect(summarize(results.slice(5))).toMatchObject({ editing: null, editing_forms: null, kept: null, repeat: 0.5 });
   });
 
   it("averages a case's samples (GenEval draws 4 seeds per prompt)", () => {
     const c: GenerateCase = { task: "generate", category: "colors", prompt: "a red circle", expect: { objects: [{ shape: "circle", color: "red" }] } };
     expect(caseResult(c, [1, 0, 1, 1])).toEqual({ task: "generate", category: "colors", score: 0.75 });
     expect(() => caseResult(c, [])).toThrow(/no scores/);
+    const e: EditCase = { task: "edit", scene: [], instruction: "Repeat this image.", expect: [] };
+    expect(caseResult(e, [1], 0.5)).toEqual({ task: "edit", score: 1, form: "repeat", kept: 0.5 });
+    expect(caseResult({ ...e, instruction: "remove the red circle" }, [0], null)).toEqual({ task: "edit", score: 0, form: "remove" });
   });
 });

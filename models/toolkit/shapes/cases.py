@@ -7,10 +7,13 @@ import json
 import random
 from typing import Iterable, Sequence
 
+from .layouts import REGION_PHRASES, canonical_scene, generation_slots, place_at_region
 from .scenes import place, sample_scene
-from .score import score_generate
+from .score import REPEAT_INSTRUCTION, score_generate
 from .world import (COLORS, EDIT_FORMS, GEN_CATEGORIES, MAX_OBJECTS, REGIONS, RELATIONS, SHAPES, UNDERSTAND_FORMS,
                     _check_object, count_word, in_region, region_of)
+
+LAYOUTS = ("random", "canonical")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -18,7 +21,11 @@ from .world import (COLORS, EDIT_FORMS, GEN_CATEGORIES, MAX_OBJECTS, REGIONS, RE
 # scene that satisfies it, which is what the trainer renders as the image to learn.
 
 
-def _gen_case(rng: random.Random, category: str) -> tuple[dict, list[dict]]:
+def _gen_case(rng: random.Random, category: str, layout: str = "random") -> tuple[dict, list[dict]]:
+    """(case, target scene). layout "random": any scene that satisfies the prompt (evaluation);
+    "canonical": the objects at the fixed slots of layouts.py (the trainer's targets)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {list(LAYOUTS)}, got {layout!r}")
     sh = list(SHAPES)
     rng.shuffle(sh)
     co = list(COLORS)
@@ -47,9 +54,21 @@ def _gen_case(rng: random.Random, category: str) -> tuple[dict, list[dict]]:
         prompt = f"a {co[0]} {sh[0]} and a {co[1]} {sh[1]}"
         expect = {"objects": [{"shape": sh[0], "color": co[0]}, {"shape": sh[1], "color": co[1]}]}
         specs = [(sh[0], co[0]), (sh[1], co[1])]
+    elif category == "region":
+        phrase = rng.choice(list(REGION_PHRASES))
+        prompt = f"a {co[0]} {sh[0]} {phrase}"
+        expect = {"objects": [{"shape": sh[0], "color": co[0], "regions": list(REGION_PHRASES[phrase][0])}]}
+        specs = [(sh[0], co[0])]
     else:
         raise ValueError(f"unknown generation category {category!r}")
     case = {"task": "generate", "category": category, "prompt": prompt, "expect": expect}
+    if layout == "canonical":
+        slots = generation_slots(category, len(specs), rel if category == "position" else None,
+                                 phrase if category == "region" else None)
+        while True:  # the slots always satisfy the prompt; the check guards the tables
+            scene = canonical_scene(rng, [(s, c or rng.choice(COLORS)) for s, c in specs], slots)
+            if score_generate(case, scene) == 1.0:
+                return case, scene
     while True:
         scene = sample_scene(rng, specs=specs)
         if score_generate(case, scene) == 1.0:
@@ -88,7 +107,11 @@ def _und_case(rng: random.Random, form: str) -> dict:
             return {"task": "understand", "scene": scene, "question": q, "answer": a}
 
 
-def _edit_case(rng: random.Random, form: str) -> tuple[dict, list[dict]]:
+def _edit_case(rng: random.Random, form: str, layout: str = "random") -> tuple[dict, list[dict]]:
+    """(case, target scene). layout "canonical" puts an added or moved object at the region's
+    fixed points (layouts.place_at_region) instead of anywhere in the region."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {list(LAYOUTS)}, got {layout!r}")
     if form not in EDIT_FORMS:
         raise ValueError(f"unknown edit form {form!r}")
     while True:
@@ -112,7 +135,8 @@ def _edit_case(rng: random.Random, form: str) -> tuple[dict, list[dict]]:
             if len(scene) >= MAX_OBJECTS:
                 continue
             shape, color, region = rng.choice(SHAPES), rng.choice(COLORS), rng.choice(REGIONS)
-            new = place(rng, shape, color, scene, region)
+            new = (place_at_region(rng, shape, color, scene, region) if layout == "canonical"
+                   else place(rng, shape, color, scene, region))
             if new is None:
                 continue
             instr = f"add a {color} {shape} on the {region}"
@@ -122,13 +146,22 @@ def _edit_case(rng: random.Random, form: str) -> tuple[dict, list[dict]]:
             if len(_unique(scene, shape=o["shape"], color=o["color"])) != 1:
                 continue
             region = rng.choice([r for r in REGIONS if not in_region(o, r)])
-            new = place(rng, o["shape"], o["color"], scene[:i] + scene[i + 1:], region)
+            rest = scene[:i] + scene[i + 1:]
+            new = (place_at_region(rng, o["shape"], o["color"], rest, region, s=o["s"]) if layout == "canonical"
+                   else place(rng, o["shape"], o["color"], rest, region))
             if new is None:
                 continue
             instr = f"move the {o['color']} {o['shape']} to the {region}"
             target[i] = new
             expect[i] = {"shape": o["shape"], "color": o["color"], "region": region}
         return {"task": "edit", "scene": scene, "instruction": instr, "expect": expect}, target
+
+
+def _repeat_case(rng: random.Random) -> tuple[dict, list[dict]]:
+    """"Repeat this image." on a random scene: the result must equal the source."""
+    scene = sample_scene(rng)
+    return {"task": "edit", "scene": scene, "instruction": REPEAT_INSTRUCTION,
+            "expect": [dict(o) for o in scene]}, [dict(o) for o in scene]
 
 
 def generate_cases_with_targets(n_per_category: int, seed: int = 0) -> list[tuple[dict, list[dict] | None]]:
@@ -146,7 +179,7 @@ def generate_cases_with_targets(n_per_category: int, seed: int = 0) -> list[tupl
 
 
 def generate_cases(n_per_category: int, seed: int = 0) -> list[dict]:
-    """Fresh random cases: n for each of the six generation categories, n understanding cases
+    """Fresh random cases: n for each generation category (GEN_CATEGORIES), n understanding cases
     (cycling through the five forms) and n edit cases (cycling through the four forms)."""
     return [c for c, _ in generate_cases_with_targets(n_per_category, seed)]
 
@@ -155,9 +188,10 @@ def generate_cases(n_per_category: int, seed: int = 0) -> list[dict]:
 # evaluation cases, with a concrete target scene to render.
 
 
-def sample_generation(rng: random.Random, category: str | None = None) -> tuple[str, list[dict]]:
+def sample_generation(rng: random.Random, category: str | None = None,
+                      layout: str = "random") -> tuple[str, list[dict]]:
     """(prompt, target scene) for text-to-image training."""
-    case, scene = _gen_case(rng, category or rng.choice(GEN_CATEGORIES))
+    case, scene = _gen_case(rng, category or rng.choice(GEN_CATEGORIES), layout)
     return case["prompt"], scene
 
 
@@ -167,9 +201,10 @@ def sample_understanding(rng: random.Random, form: str | None = None) -> tuple[l
     return case["scene"], case["question"], case["answer"]
 
 
-def sample_edit(rng: random.Random, form: str | None = None) -> tuple[list[dict], str, list[dict]]:
+def sample_edit(rng: random.Random, form: str | None = None,
+                layout: str = "random") -> tuple[list[dict], str, list[dict]]:
     """(source scene, instruction, target scene) for editing training."""
-    case, target = _edit_case(rng, form or rng.choice(EDIT_FORMS))
+    case, target = _edit_case(rng, form or rng.choice(EDIT_FORMS), layout)
     return case["scene"], case["instruction"], target
 
 
@@ -231,6 +266,11 @@ def validate_case(case, where: str = "case") -> dict:
             _check_choice(o.get("shape"), SHAPES, f"{f}.shape")
             if "color" in o:
                 _check_choice(o["color"], COLORS, f"{f}.color")
+            if "regions" in o:
+                _need(isinstance(o["regions"], list) and o["regions"], f"{f}.regions",
+                      f"expected a non-empty list of region words, got {o['regions']!r}")
+                for j, r in enumerate(o["regions"]):
+                    _check_choice(r, REGIONS, f"{f}.regions[{j}]")
         rels = e.get("relations", [])
         _need(isinstance(rels, list), f"{where}.expect.relations", "expected a list")
         for i, r in enumerate(rels):

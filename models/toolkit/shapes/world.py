@@ -34,7 +34,10 @@ COUNT_WORDS = ("one", "two", "three", "four")
 S_MIN, S_MAX = 0.09, 0.16
 MIN_GAP = 0.02  # bounding boxes at least this far apart (fraction of the side)
 MAX_OBJECTS = 4
-GEN_CATEGORIES = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+# GenEval's six categories; generation "overall" is their mean, as GenEval reports it.
+GENEVAL_CATEGORIES = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+# ShapesEval adds "region": one object at a named place ("a red circle in the top left").
+GEN_CATEGORIES = GENEVAL_CATEGORIES + ("region",)
 UNDERSTAND_FORMS = ("color", "count", "shape", "exists", "where")
 EDIT_FORMS = ("recolor", "remove", "add", "move")
 EDIT_TOLERANCE = 0.08  # centre distance allowed for an object the edit did not place

@@ -169,6 +169,7 @@ def test_generate_prompts_follow_the_spec_forms():
         "colors": r"a (red|green|blue|yellow|purple|orange) (circle|square|triangle)",
         "position": r"a (\w+) (left of|right of|above|below) a (\w+)",
         "color_attr": r"a (\w+) (\w+) and a (\w+) (\w+)",
+        "region": r"a (red|green|blue|yellow|purple|orange) (circle|square|triangle) (%s)" % "|".join(S.REGION_PHRASES),
     }
     import re
 
@@ -176,6 +177,31 @@ def test_generate_prompts_follow_the_spec_forms():
         for _ in range(20):
             c, _ = S._gen_case(rng, cat)
             assert re.fullmatch(pat, c["prompt"]), c["prompt"]
+    assert set(S.GEN_CATEGORIES) == set(forms) and S.GEN_CATEGORIES[:6] == S.GENEVAL_CATEGORIES
+
+
+def test_region_prompts_expect_their_phrase_and_every_phrase_comes_up():
+    rng = random.Random(8)
+    seen = set()
+    for _ in range(120):
+        c, target = S._gen_case(rng, "region")
+        phrase = next(p for p in S.REGION_PHRASES if c["prompt"].endswith(" " + p))
+        seen.add(phrase)
+        _, color, shape = c["prompt"].split()[:3]
+        assert c["expect"] == {"objects": [{"shape": shape, "color": color, "regions": list(S.REGION_PHRASES[phrase][0])}]}
+        assert set(S.REGION_PHRASES[phrase][0]) <= set(S.regions_of(target[0]))
+    assert seen == set(S.REGION_PHRASES)
+
+
+def test_region_scoring_needs_every_named_region():
+    case = {"task": "generate", "category": "region", "prompt": "a red circle in the top left",
+            "expect": {"objects": [{"shape": "circle", "color": "red", "regions": ["top", "left"]}]}}
+    assert S.score_generate(case, S.detect(S.render([obj("circle", "red", 0.2, 0.2)], 64))) == 1.0
+    assert S.score_generate(case, [obj("circle", "red", 0.5, 0.2)]) == 0.0  # top, not left
+    assert S.score_generate(case, [obj("circle", "red", 0.2, 0.5)]) == 0.0  # left, not top
+    assert S.score_generate(case, [obj("circle", "blue", 0.2, 0.2)]) == 0.0  # right place, wrong colour
+    # a misplaced red circle does not hide a well placed one; extra objects are allowed
+    assert S.score_generate(case, [obj("circle", "red", 0.8, 0.8), obj("circle", "red", 0.2, 0.2)]) == 1.0
 
 
 def test_wrong_generation_scores_zero():
@@ -237,6 +263,45 @@ def test_edit_scoring_tolerance_and_regions():
     assert S.score_edit(case, [obj("square", "green", 0.6, 0.3), ok[1]]) == 0.0  # wrong colour
 
 
+def test_score_kept_counts_untouched_objects_one_to_one():
+    scene = [obj("square", "blue", 0.6, 0.3), obj("circle", "red", 0.2, 0.7), obj("circle", "red", 0.8, 0.8)]
+    recolor = {"task": "edit", "scene": scene, "instruction": "make the square green",
+               "expect": [obj("square", "green", 0.6, 0.3)] + [dict(o) for o in scene[1:]]}
+    assert S.score_kept(recolor, scene) == 1.0  # the edit itself is not kept's business
+    assert S.score_kept(recolor, [obj("circle", "red", 0.25, 0.75)]) == 0.5  # drift 0.05 <= 0.08
+    assert S.score_kept(recolor, [obj("circle", "red", 0.3, 0.7), obj("circle", "blue", 0.8, 0.8)]) == 0.0
+    assert S.score_kept(recolor, []) == 0.0
+    pair = [obj("circle", "red", 0.2, 0.5, 0.05), obj("circle", "red", 0.32, 0.5, 0.05)]
+    remove = {"task": "edit", "scene": pair + scene[:1], "instruction": "remove the blue square", "expect": pair}
+    assert S.score_kept(remove, [obj("circle", "red", 0.26, 0.5, 0.05)]) == 0.5  # within reach of both: once
+    move = {"task": "edit", "scene": scene[:1], "instruction": "move the blue square to the left",
+            "expect": [{"shape": "square", "color": "blue", "region": "left"}]}
+    assert S.score_kept(move, [obj("square", "blue", 0.2, 0.5)]) is None  # nothing left untouched
+    rng = random.Random(2)
+    for _ in range(10):  # a repeat keeps everything; a real edit's own target keeps what it should
+        c, target = S._repeat_case(rng)
+        assert c["instruction"] == S.REPEAT_INSTRUCTION and target == c["scene"] == c["expect"]
+        det = S.detect(S.render(c["scene"], 64))
+        assert S.score_edit(c, det) == 1.0 and S.score_kept(c, det) == 1.0
+        for form in S.EDIT_FORMS:
+            c, target = S._edit_case(rng, form)
+            assert S.score_kept(c, S.detect(S.render(target, 64))) in (None, 1.0)
+
+
+def test_edit_form_reads_the_verb_and_spots_repeats():
+    def form(instruction):
+        return S.edit_form({"task": "edit", "instruction": instruction})
+
+    assert [form(i) for i in ("make the square green", "Remove the red circle", "add a red circle on the left",
+                              "move it to the top")] == ["recolor", "remove", "add", "move"]
+    assert [form(i) for i in ("Repeat this image.", " repeat this image ", "REPEAT THIS IMAGE..",
+                              "repeat this image please")] == ["repeat", "repeat", "repeat", "other"]
+    assert [form(i) for i in ("", "   ", "paint the square", "make, the square")] == ["other"] * 4
+    rng = random.Random(4)
+    for f in S.EDIT_FORMS:
+        assert S.edit_form(S._edit_case(rng, f)[0]) == f
+
+
 def test_samplers_for_training():
     rng = random.Random(0)
     for cat in S.GEN_CATEGORIES:
@@ -257,11 +322,36 @@ def test_summarize_shape():
            {"task": "understand", "score": 1.0}, {"task": "understand", "score": 0.0}]
     out = S.summarize(res)
     assert out == {"generation": {"single_object": None, "two_object": None, "counting": 0.5, "colors": 1.0,
-                                  "position": None, "color_attr": None, "overall": 0.75},
-                   "understanding": 0.5, "editing": None, "cases": 4}
-    assert S.summarize([]) == {"generation": None, "understanding": None, "editing": None, "cases": 0}
+                                  "position": None, "color_attr": None, "region": None, "overall": 0.75},
+                   "understanding": 0.5, "editing": None, "editing_forms": None, "kept": None, "repeat": None,
+                   "cases": 4}
+    assert list(out) == ["generation", "understanding", "editing", "editing_forms", "kept", "repeat", "cases"]
+    assert S.summarize([]) == {"generation": None, "understanding": None, "editing": None, "editing_forms": None,
+                               "kept": None, "repeat": None, "cases": 0}
     assert S.case_result({"task": "generate", "category": "colors"}, [1, 0, 1, 1]) == \
         {"task": "generate", "category": "colors", "score": 0.75}
+    assert S.case_result({"task": "edit", "instruction": "Repeat this image."}, [1], kept=0.5) == \
+        {"task": "edit", "score": 1.0, "form": "repeat", "kept": 0.5}
+    assert S.case_result({"task": "edit", "instruction": "remove the red circle"}, [0]) == \
+        {"task": "edit", "score": 0.0, "form": "remove"}
+
+
+def test_summarize_leaves_region_out_of_overall_and_repeats_out_of_editing():
+    res = [{"task": "generate", "category": "colors", "score": 0.5},
+           {"task": "generate", "category": "region", "score": 1.0},
+           {"task": "edit", "score": 1.0, "form": "recolor", "kept": 0.5},
+           {"task": "edit", "score": 0.0, "form": "recolor"},
+           {"task": "edit", "score": 0.5, "form": "move", "kept": 1.0},
+           {"task": "edit", "score": 1.0, "form": "repeat", "kept": 0.0},
+           {"task": "edit", "score": 0.0, "form": "repeat"}]
+    out = S.summarize(res)
+    assert out["generation"]["colors"] == 0.5 and out["generation"]["region"] == 1.0
+    assert out["generation"]["overall"] == 0.5
+    assert out["editing"] == 0.5 and out["kept"] == 0.75 and out["repeat"] == 0.5 and out["cases"] == 7
+    assert out["editing_forms"] == {"recolor": 0.5, "remove": None, "add": None, "move": 0.5}
+    assert S.summarize(res[1:2])["generation"]["overall"] is None  # region alone: no GenEval figure
+    only = S.summarize(res[5:])
+    assert (only["editing"], only["editing_forms"], only["kept"], only["repeat"]) == (None, None, None, 0.5)
 
 
 def test_jsonl_validation_names_line_and_field():
@@ -279,6 +369,12 @@ def test_jsonl_validation_names_line_and_field():
          r"case\.scene\[0\]\.s: expected a finite number"),
         ('{"task":"edit","scene":[{"shape":"circle","color":"red","cx":0.3,"cy":0.4,"s":0.1}],"instruction":"i","expect":[{"shape":"circle","color":"red","region":"middle"}]}',
          r"case\.expect\[0\]\.region"),
+        ('{"task":"generate","category":"region","prompt":"x","expect":{"objects":[{"shape":"circle","regions":[]}]}}',
+         r"case\.expect\.objects\[0\]\.regions: expected a non-empty list of region words"),
+        ('{"task":"generate","category":"region","prompt":"x","expect":{"objects":[{"shape":"circle","regions":"left"}]}}',
+         r"case\.expect\.objects\[0\]\.regions: expected a non-empty list"),
+        ('{"task":"generate","category":"region","prompt":"x","expect":{"objects":[{"shape":"circle","regions":["top","middle"]}]}}',
+         r"case\.expect\.objects\[0\]\.regions\[1\]"),
     ]
     for line, pat in bad:
         with pytest.raises(ValueError, match=pat):
@@ -288,7 +384,7 @@ def test_jsonl_validation_names_line_and_field():
 def test_cli_writes_valid_cases(capsys):
     assert S.main(["cases", "--n-per-category", "3", "--seed", "1"]) == 0
     cases = S.parse_cases(capsys.readouterr().out)
-    assert len(cases) == 24 and {c["task"] for c in cases} == {"generate", "understand", "edit"}
+    assert len(cases) == 3 * len(S.GEN_CATEGORIES) + 3 + 3 and {c["task"] for c in cases} == {"generate", "understand", "edit"}
 
 
 def test_cross_language_fixtures_are_current():
@@ -302,7 +398,15 @@ def test_cross_language_fixtures_are_current():
         pa = np.array(Image.open(io.BytesIO(base64.b64decode(a["png"]))).convert("RGB"))
         pb = np.array(Image.open(io.BytesIO(base64.b64decode(b["png"]))).convert("RGB"))
         assert (pa == pb).all() and a["detected"] == b["detected"] and a["scores"] == b["scores"], a["name"]
+        assert a["kept"] == b["kept"], a["name"]
     assert saved["answers"] == scored["answers"] and saved["summaries"] == scored["summaries"]
+    assert saved["samples"] == scored["samples"]
+    # The pin covers the new figures: region cases, repeats, partial kept, every summary key.
+    assert {c.get("category") for c in cases} >= set(S.GEN_CATEGORIES)
+    assert {S.edit_form(c) for c in cases if c["task"] == "edit"} == set(S.EDIT_FORMS) | {"repeat"}
+    assert {v for it in saved["items"] for _, v in it["kept"]} >= {None, 0.0, 0.5, 1.0}
+    full = saved["summaries"][0]["summary"]
+    assert all(full[k] is not None for k in ("generation", "editing", "editing_forms", "kept", "repeat"))
     # Each target render scores 1 under its own case (the pin would be vacuous otherwise).
     for it in saved["items"]:
         if it["name"].endswith("-target"):

@@ -1,0 +1,54 @@
+"""Canonical layouts (toolkit/shapes/layouts.py): the trainer's targets must satisfy their own
+prompts as ShapesEval judges them, through the renderer and the detector, not only as scenes.
+Run from models/: python3 -m pytest -q toolkit/tests/test_layouts.py"""
+
+import random
+
+import pytest
+
+from toolkit import shapes as S
+
+N = 50  # per category / form; the slots are fixed, so jitter and colours are what varies
+
+
+@pytest.mark.parametrize("category", S.GEN_CATEGORIES)
+def test_canonical_generation_targets_score_one_after_detection(category):
+    rng = random.Random(f"gen-{category}")
+    for _ in range(N):
+        case, scene = S._gen_case(rng, category, "canonical")
+        S.validate_case(case)
+        det = S.detect(S.render(scene, 64))
+        assert S.score_generate(case, det) == 1.0, (case, scene, det)
+
+
+@pytest.mark.parametrize("form", S.EDIT_FORMS)
+def test_canonical_edit_targets_score_one_after_detection(form):
+    rng = random.Random(f"edit-{form}")
+    for _ in range(N):
+        case, target = S._edit_case(rng, form, "canonical")
+        S.validate_case(case)
+        det = S.detect(S.render(target, 64))
+        assert S.score_edit(case, det) == 1.0, (case, target, det)
+        # Nothing the edit should leave alone moves in the canonical target either.
+        assert S.score_kept(case, det) in (None, 1.0), (case, target, det)
+
+
+def test_canonical_slots_are_the_documented_ones():
+    rng = random.Random(0)
+    for phrase, (words, (x, y)) in S.REGION_PHRASES.items():
+        scene = S.canonical_scene(rng, [("circle", "red")], S.generation_slots("region", 1, phrase=phrase))
+        o = scene[0]
+        # jitter 0.02, then rounded to 3 decimals
+        assert abs(o["cx"] - x) <= 0.021 and abs(o["cy"] - y) <= 0.021, phrase
+        assert set(words) <= set(S.regions_of(o)), phrase
+    # One object centred, two side by side with the first named on the left.
+    assert S.generation_slots("colors", 1) == ((0.5, 0.5),)
+    assert S.generation_slots("two_object", 2) == ((0.3, 0.5), (0.7, 0.5))
+    assert S.generation_slots("position", 2, "right of") == ((0.7, 0.5), (0.3, 0.5))
+
+
+def test_layout_is_checked():
+    with pytest.raises(ValueError, match="layout"):
+        S._gen_case(random.Random(0), "colors", "grid")
+    with pytest.raises(ValueError, match="layout"):
+        S._edit_case(random.Random(0), "add", "grid")
