@@ -22,11 +22,12 @@ class ViTAttention(nn.Module):
         self.qkv = nn.Linear(width, 3 * width, bias=True)
         self.proj = nn.Linear(width, width)
 
-    def forward(self, x):  # [B, N, W]
+    def forward(self, x, bias=None):  # x [B, N, W]; bias None or [B, 1, 1, N] additive key mask
         B, N, W = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.heads, self.hd).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]                               # [B, h, N, hd]
-        att = torch.softmax(torch.matmul(q * self.hd ** -0.5, k.transpose(-2, -1)), dim=-1)
+        logits = torch.matmul(q * self.hd ** -0.5, k.transpose(-2, -1))
+        att = torch.softmax(logits if bias is None else logits + bias, dim=-1)
         return self.proj(torch.matmul(att, v).transpose(1, 2).reshape(B, N, W))
 
 
@@ -48,8 +49,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(width, eps=eps)
         self.mlp = Mlp(width, int(width * mlp_ratio))
 
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x, bias=None):
+        x = x + self.attn(self.norm1(x), bias)
         return x + self.mlp(self.norm2(x))
 
 

@@ -61,12 +61,26 @@ from .train_export import export_weights, sweep_sampling
 from .train_losses import (DiffusionLoss, Objective, _approx_cdf, cpu_bf16_matmuls,  # noqa: F401
                            discretized_gaussian_ll, normal_kl)
 from .train_stage_a import StageA
+from .train_static import StaticObjective, StepChooser, static_pads
 from .train_state import (EMA, Log, _fmt_t, _state_dict, atomic_save, init_train, rng_state,  # noqa: F401
                           set_rng_state, step_generator, trainable)
 
 
 # ---------------------------------------------------------------------------------------------
 # the trainer
+
+
+def lr_at(a, step: int, total: int | None) -> float:
+    """--schedule constant: linear warm-up, then a constant rate, then a linear cool-down to 0.1x
+    over the last --cooldown steps of a run whose length is known (a resumed or extended run just
+    continues at the constant rate). --schedule cosine: warm-up, cosine to 0.1x at `total`."""
+    if a.schedule == "cosine":
+        return V.lr_at(step, total or 10**9, a.lr, a.warmup)
+    if step < a.warmup:
+        return a.lr * (step + 1) / a.warmup
+    if total and a.cooldown and step >= total - a.cooldown:
+        return a.lr * (0.1 + 0.9 * max(0, total - step) / a.cooldown)
+    return a.lr
 
 
 class Trainer(StageA):
@@ -82,6 +96,7 @@ class Trainer(StageA):
         self.size = self.cfg.default_resolution
         self.cuda = self.dev.type == "cuda"
         self.bf16 = {"auto": True, "on": True, "off": False}[args.bf16]
+        self.static = {"auto": self.cuda, "on": True, "off": False}[args.static]
         if self.cuda:
             try:  # fp32 leftovers (VAE encode, losses) on tensor cores
                 torch.backends.cuda.matmul.allow_tf32 = True
@@ -122,9 +137,12 @@ class Trainer(StageA):
     def dims(self):
         c, a = self.cfg, self.a
         g = c.grid(self.size)
-        return {"size": self.size, "L": g * g, "img_tokens": g * g + c.buffer_tokens, "cfg_drop": a.cfg_drop,
-                "vocab_size": c.vocab_size, "batch_gen": a.batch_gen, "batch_edit": a.batch_edit,
-                "batch_und": a.batch_und}
+        d = {"size": self.size, "L": g * g, "img_tokens": g * g + c.buffer_tokens, "cfg_drop": a.cfg_drop,
+             "vocab_size": c.vocab_size, "batch_gen": a.batch_gen, "batch_edit": a.batch_edit,
+             "batch_und": a.batch_und, "layout": a.layout, "mask_min": a.mask_min}
+        if self.static:
+            d.update(static=True, pads=static_pads(make_batch, d))
+        return d
 
     def ckpt_path(self):
         return os.path.join(self.out, "ckpt.pt")
@@ -134,6 +152,9 @@ class Trainer(StageA):
                      "state": state, "rng": rng_state(), "args": vars(self.a), "config": self.cfg.to_dict()},
                     self.ckpt_path())
         atomic_save({k: v.cpu() for k, v in ema.state_dict(model).items()}, os.path.join(self.out, "ema.pt"))
+        # the raw (non-EMA) weights too: whether the EMA helps is measured, not assumed
+        atomic_save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                    os.path.join(self.out, "raw.pt"))
 
     def eval_cases(self):
         a = self.a
@@ -155,8 +176,8 @@ class Trainer(StageA):
     def stage_unipic(self, vae_sd):
         a = self.a
         model = self.build(vae_sd)
-        obj = Objective(model, self.dev, mul=a.diff_mul, autocast=self.bf16, cpu_bf16=self.bf16,
-                        snr_gamma=a.snr_gamma)
+        obj = (StaticObjective if self.static else Objective)(model, self.dev, mul=a.diff_mul, autocast=self.bf16,
+                                                               cpu_bf16=self.bf16, snr_gamma=a.snr_gamma)
         tok, ids = _tok(self.cfg.vocab_size)
         obj.ids = ids
         opt = self.optimizer(model)
@@ -184,7 +205,15 @@ class Trainer(StageA):
                      f"bf16 {'autocast' if self.cuda and self.bf16 else 'cpu-matmuls' if self.bf16 else 'off'}, "
                      f"batches gen/edit/und {a.batch_gen}/{a.batch_edit}/{a.batch_und}", final=True)
         cases = self.eval_cases()
-        stream = BatchStream(a.seed, state["step"], self.dims(), workers=self.workers())
+        dims = self.dims()
+        stream = BatchStream(a.seed, state["step"], dims, workers=self.workers())
+        compile_on = {"auto": self.cuda and self.static, "on": True, "off": False}[a.compile]
+        if compile_on and not self.static:
+            raise ValueError("--compile needs --static (compiled steps want fixed shapes)")
+        sync = torch.cuda.synchronize if self.cuda else None
+        chooser = StepChooser(lambda b, dr: obj.losses(b, None, dr), compile_on, mode=a.compile_mode, sync=sync,
+                              log=lambda m: self.log.bar(m, final=True))
+        logged_choice = False
         budget = a.minutes * 60 if a.minutes else None
         t_start = time.time() - state["elapsed"]
         last_ck = time.time()
@@ -195,6 +224,7 @@ class Trainer(StageA):
         model.train()
         model.vae.eval()
         step = state["step"]
+        win = (step, state["elapsed"])  # the samples/s window: since the last log line
         stop_at = step + a.stop_after if a.stop_after else None
         try:
             while True:
@@ -204,25 +234,31 @@ class Trainer(StageA):
                     break
                 if budget and el >= budget:
                     break
-                lr = V.lr_at(step, total or 10**9, a.lr, a.warmup)
+                lr = lr_at(a, step, total)
                 for gparam in opt.param_groups:
                     gparam["lr"] = lr
-                b = to_device_batch(stream.get(), self.dev, model.vae, self.cfg.vae_scale)
+                b = to_device_batch(stream.get(), self.dev, model.vae, self.cfg.vae_scale, bf16_vae=self.bf16)
                 gen = step_generator(a.seed, step, self.dev)
-                L = obj.losses(b, gen)
+                L = chooser(b, obj.draws(b, gen)) if self.static else obj.losses(b, gen)
                 loss = a.w_gen * L.get("gen", 0.0) + a.w_edit * L.get("edit", 0.0) + a.w_und * L.get("und", 0.0)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 gn = torch.nn.utils.clip_grad_norm_([p for _, p in trainable(model)], a.clip)
                 opt.step()
                 ema.update(model, step)
+                chooser.step_done()
+                if not logged_choice and chooser.rec.get("chosen"):
+                    self.log.write({"stage": "compile", "step": step, **chooser.record()})
+                    logged_choice = True
                 step += 1
                 state["step"] = step
                 state["elapsed"] = time.time() - t_start
-                hist["loss"].append(loss.detach())  # tensors: the GPU is synchronised only when logging
+                # tensors: the GPU is synchronised only when logging; cloned, because a CUDA-graph
+                # step reuses its output buffers on the next replay
+                hist["loss"].append(loss.detach().clone())
                 for k in ("gen", "edit", "und", "und_acc", "gen_mse", "edit_mse"):
                     if k in L:
-                        hist[k].append(L[k].detach())
+                        hist[k].append(L[k].detach().clone())
                 # time budget without --steps: fix the schedule length from the measured speed
                 if not state["total"] and budget:
                     if step == 20:
@@ -243,9 +279,12 @@ class Trainer(StageA):
                     self.log.bar(f"[train] step {step}/{tot or '?'} | loss {mean['loss']:.4f} ({parts}) "
                                  f"und_acc {mean.get('und_acc', 0):.2f} | lr {lr:.2e} "
                                  f"| {rate:.3f} s/step | {_fmt_t(el)} ETA {_fmt_t(eta)}")
+                    per_step = a.batch_gen + a.batch_edit + a.batch_und
+                    sps_win = per_step * (step - win[0]) / max(el - win[1], 1e-9)
+                    win = (step, el)
                     self.log.write({"stage": "train", "step": step, **mean,
                                     "loss_step": float(loss), "lr": lr, "grad_norm": float(gn), "s_per_step": round(rate, 4),
-                                    "elapsed_s": round(el, 1)})
+                                    "samples_per_s": round(sps_win, 1), "elapsed_s": round(el, 1)})
                 if a.ckpt_every and step % a.ckpt_every == 0 or time.time() - last_ck > a.ckpt_minutes * 60:
                     self.save(model, ema, opt, state)
                     last_ck = time.time()
@@ -289,6 +328,11 @@ def parse_args(argv=None):
     ap.add_argument("--batch-und", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
+                    help="constant: warm-up, constant lr, --cooldown at the end (runs continue cleanly); "
+                    "cosine: warm-up, cosine to 0.1x (how the first GPU weights were trained)")
+    ap.add_argument("--cooldown", type=int, default=0,
+                    help="with --schedule constant: steps of linear decay to 0.1x before the end (0: none)")
     ap.add_argument("--wd", type=float, default=0.02)
     ap.add_argument("--clip", type=float, default=2.0)
     ap.add_argument("--ema", type=float, default=0.999)
@@ -298,8 +342,18 @@ def parse_args(argv=None):
     ap.add_argument("--diff-mul", type=int, default=4, help="diffusion_batch_mul")
     ap.add_argument("--snr-gamma", type=float, default=0.0,
                     help="Min-SNR weighting of the eps loss (e.g. 5); 0 = uniform over t")
+    ap.add_argument("--layout", default="random", choices=["random", "canonical"],
+                    help="training targets: any scene that fits the prompt, or the fixed slots of shapes/layouts.py")
+    ap.add_argument("--mask-min", type=float, default=0.7,
+                    help="lower bound of the truncnorm(1, 0.25) mask ratio (MAR: 0.7; lower shows more visible tokens)")
     ap.add_argument("--cfg-drop", type=float, default=0.1, help="prompt dropout to the CFG negative")
     ap.add_argument("--bf16", default="auto", choices=["auto", "on", "off"])
+    ap.add_argument("--static", default="auto", choices=["auto", "on", "off"],
+                    help="fixed-shape training pass (train_static.py); auto: on CUDA")
+    ap.add_argument("--compile", default="auto", choices=["auto", "on", "off"],
+                    help="torch.compile the static pass, kept only if it measures faster; auto: on CUDA")
+    ap.add_argument("--compile-mode", default="reduce-overhead",
+                    help="torch.compile mode (reduce-overhead = CUDA graphs)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU); default 1")
     ap.add_argument("--workers", type=int, default=None, help="data processes (default: 0 on CPU, up to 12 on CUDA)")
     # stage A

@@ -7,6 +7,7 @@ RandomState of the same key, so a resumed run sees exactly the batches it would 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import random
@@ -71,19 +72,19 @@ def make_batch(job) -> dict:
     if Bg:
         texts, imgs = [], np.empty((Bg, size, size, 3), np.uint8)
         for i in range(Bg):
-            prompt, scene = S.sample_generation(rng)
+            prompt, scene = S.sample_generation(rng, layout=d.get("layout", "random"))
             texts.append(chat(T2I_NEGATIVE) if rng.random() < drop else chat(T2I_POSITIVE.format(prompt=prompt)))
             imgs[i] = S.render(scene, size)
         out["gen_ids"], out["gen_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
         out["gen_img"] = imgs
-        n = math.ceil(L * truncnorm_ratio(rng))
+        n = math.ceil(L * truncnorm_ratio(rng, lo=d.get("mask_min", 0.7)))
         out["gen_vis"], out["gen_pred"] = _masking(rs, Bg, L, n)
     if Be:
         texts = []
         src = np.empty((Be, size, size, 3), np.uint8)
         tgt = np.empty((Be, size, size, 3), np.uint8)
         for i in range(Be):
-            scene, instr, target = S.sample_edit(rng)
+            scene, instr, target = S.sample_edit(rng, layout=d.get("layout", "random"))
             src[i] = S.render(scene, size)
             if rng.random() < drop:
                 texts.append(chat(EDIT_NEGATIVE.format(image=img_str)))
@@ -93,7 +94,7 @@ def make_batch(job) -> dict:
                 tgt[i] = S.render(target, size)
         out["edit_ids"], out["edit_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
         out["edit_src"], out["edit_img"] = src, tgt
-        n = math.ceil(L * truncnorm_ratio(rng))
+        n = math.ceil(L * truncnorm_ratio(rng, lo=d.get("mask_min", 0.7)))
         out["edit_vis"], out["edit_pred"] = _masking(rs, Be, L, n)
     if Bu:
         seqs, starts, imgs = [], [], np.empty((Bu, size, size, 3), np.uint8)
@@ -112,6 +113,9 @@ def make_batch(job) -> dict:
                 cols.append(p)
         out["und_rows"], out["und_cols"] = np.array(rows, np.int64), np.array(cols, np.int64)
         out["und_img"] = imgs
+    if d.get("static"):  # fixed shapes for compiled / CUDA-graph steps (train_static.py)
+        from .train_static import to_static
+        out = to_static(out, L, d["pads"], ids["pad"])
     return out
 
 
@@ -153,15 +157,23 @@ class BatchStream:
             self.pool.join()
 
 
-def to_device_batch(b, dev, vae, vae_scale):
-    """numpy batch -> device tensors; images -> tokens with the frozen VAE (posterior mean)."""
+def to_device_batch(b, dev, vae, vae_scale, bf16_vae=False):
+    """numpy batch -> device tensors; images -> tokens with the frozen VAE (posterior mean).
+    On CUDA the host arrays are pinned so the copies are asynchronous, and with bf16_vae the VAE
+    encoder runs under bf16 autocast (tokens come back fp32)."""
     out = {}
+    cuda = torch.device(dev).type == "cuda"
+    ac = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and bf16_vae else contextlib.nullcontext()
     with torch.no_grad():
         for k, v in b.items():
+            t = torch.from_numpy(np.ascontiguousarray(v))
+            if cuda:
+                t = t.pin_memory().to(dev, non_blocking=True)
             if k.endswith("_img") or k == "edit_src":
                 name = {"gen_img": "gen_tok", "edit_img": "edit_tok", "edit_src": "edit_src_tok",
                         "und_img": "und_tok"}[k]
-                out[name] = V.vae_tokens(vae, v, vae_scale, dev)
+                with ac:
+                    out[name] = V.vae_tokens(vae, t, vae_scale, dev).float()
             else:
-                out[k] = torch.from_numpy(v).to(dev, non_blocking=True)
+                out[k] = t
     return out

@@ -98,12 +98,17 @@ class DiffusionLoss:
         """The clean estimate sqrt(1/ac_t) x_t - sqrt(1/ac_t - 1) eps (no clipping, as the sampler)."""
         return self.sra[t][:, None] * xt - self.srm1[t][:, None] * eps
 
-    def __call__(self, head, z, x0, mul, gen, autocast_ctx):
-        """z [N,W] conditions, x0 [N,C] targets -> (loss, mse) scalars (fp32)."""
+    def __call__(self, head, z, x0, mul, gen, autocast_ctx, weight=None, t=None, noise=None):
+        """z [N,W] conditions, x0 [N,C] targets -> (loss, mse) scalars (fp32). Each row is repeated
+        `mul` times with its own t and noise (drawn from `gen` unless given, [N*mul] / [N*mul,C]).
+        weight [N] (optional): a weighted mean over rows instead of the plain mean (the static pass
+        runs every position and weights the ones to predict)."""
         z, x0 = z.repeat(mul, 1), x0.repeat(mul, 1)
         N, C = x0.shape
-        t = torch.randint(0, self.T, (N,), generator=gen, device=x0.device)
-        noise = torch.randn(x0.shape, generator=gen, device=x0.device)
+        if t is None:
+            t = torch.randint(0, self.T, (N,), generator=gen, device=x0.device)
+        if noise is None:
+            noise = torch.randn(x0.shape, generator=gen, device=x0.device)
         e = lambda a: a[t][:, None]  # noqa: E731
         xt = self.q_sample(x0, t, noise)
         with autocast_ctx():
@@ -120,7 +125,11 @@ class DiffusionLoss:
         kl = normal_kl(true_mean, true_lv, mmean, mlv).mean(1) / math.log(2.0)
         nll = -discretized_gaussian_ll(x0, mmean, 0.5 * mlv).mean(1) / math.log(2.0)
         vb = torch.where(t == 0, nll, kl)
-        return (self.w_eps[t] * mse + vb).mean(), mse.mean()
+        per = self.w_eps[t] * mse + vb
+        if weight is None:
+            return per.mean(), mse.mean()
+        w = weight.repeat(mul).to(per.dtype)
+        return (per * w).sum() / w.sum(), (mse * w).sum() / w.sum()
 
 
 class Objective:
