@@ -119,10 +119,12 @@ def _chunks(xs, n):
 
 
 def run_cases(model, tok, cases, seeds: int = 1, params: dict | None = None, batch: int = 64,
-              size: int | None = None, draw_seed: int = 0, progress=None) -> tuple[dict, list[dict]]:
+              size: int | None = None, draw_seed: int = 0, progress=None,
+              on_output=None) -> tuple[dict, list[dict]]:
     """model: UniPic, DeviceModel or ortnode.OnnxUniPic. -> (summary, per-case results).
     Generation cases are sampled `seeds` times (draws seeded draw_seed + 1000*s + chunk index),
-    edits once, understanding greedily."""
+    edits once, understanding greedily. on_output(case, detected), if given, sees every generated
+    or edited image's detections (extra diagnostics, e.g. toolkit.proxy's partial credit)."""
     runner = Runner(model, tok, size)
     res = size or model.cfg.default_resolution
     results: list[dict | None] = [None] * len(cases)
@@ -134,7 +136,10 @@ def run_cases(model, tok, cases, seeds: int = 1, params: dict | None = None, bat
         for k, chunk in _chunks(gen, batch):
             _, px = runner.generate([c["prompt"] for _, c in chunk], Draws(draw_seed + 1000 * s + k), params)
             for (i, c), img in zip(chunk, to_uint8(px).numpy()):
-                scores[i].append(S.score_generate(c, S.detect(img)))
+                det = S.detect(img)
+                scores[i].append(S.score_generate(c, det))
+                if on_output:
+                    on_output(c, det)
             if progress:
                 progress(f"generate seed {s}: {min(k + batch, len(gen))}/{len(gen)}")
     for i, c in gen:
@@ -146,6 +151,8 @@ def run_cases(model, tok, cases, seeds: int = 1, params: dict | None = None, bat
         for (i, c), img in zip(chunk, to_uint8(px).numpy()):
             det = S.detect(img)
             results[i] = S.case_result(c, [S.score_edit(c, det)], kept=S.score_kept(c, det))
+            if on_output:
+                on_output(c, det)
         if progress:
             progress(f"edit: {min(k + batch, len(edi))}/{len(edi)}")
     for i, c in und:

@@ -5,6 +5,7 @@
 #     bash models/toolkit/gpu_train.sh
 # Everything worth keeping lands in $OUT (<= 8 files, each < 16 MiB, so it all comes back):
 #     ema_fp16.pt          EMA weights of the whole UniPic (VAE included), fp16 (~13.5 MB)
+#     raw_fp16.pt          the raw (non-EMA) weights beside them, fp16: which is better is measured
 #     log.jsonl            trainer log (VAE stage, train losses, periodic ShapesEval, s/step)
 #     train.err            the progress bar / messages
 #     eval_curve.jsonl     periodic ShapesEval JSON lines (small fixed set, EMA weights)
@@ -31,7 +32,8 @@
 # name that folder in the device call's `carry`).
 #
 # Knobs (environment): DEADLINE (seconds from the start by which everything is written, default 570;
-# the device command limit is 600), TRAIN_MIN (stage B minutes; default auto = what the deadline
+# the device command limit is 600), RECIPE (toolkit.train recipe flags, default: the one the CPU proxy
+# chose, see docs/training.md), TRAIN_MIN (stage B minutes; default auto = what the deadline
 # leaves), VAE_MIN (stage A, default 1.25; 0 when warm-starting), EVAL_MINUTES (periodic small
 # ShapesEval, default 1.75), EVAL_FULL (1: also run the full ShapesEval here, default 0: it runs on
 # the CPU afterwards, above), EVAL_ARGS (its counts), BATCHES (gen/edit/und, default "1024 512 128":
@@ -62,7 +64,9 @@ EVAL_MINUTES=${EVAL_MINUTES:-1.75}
 EVAL_FULL=${EVAL_FULL:-0}
 EVAL_ARGS=${EVAL_ARGS:---n-per-category 50 --seeds 4 --questions 300 --edits 300}
 DEVICE=${DEVICE:-cuda}
-read -r BG BE BU <<<"${BATCHES:-1024 512 128}"
+read -r BG BE BU <<<"${BATCHES:-1024 768 64}"
+# The recipe the CPU proxy chose (toolkit.proxy; docs/training.md): canonical layouts, constant lr.
+RECIPE=${RECIPE:---layout canonical --schedule constant --cooldown 300}
 mkdir -p "$OUT" "$RUN"
 # VAE_FROM=path/to/vae.pt (from an earlier run's $OUT) skips stage A
 if [ -n "${VAE_FROM:-}" ]; then cp "$VAE_FROM" "$RUN/vae.pt" || echo "WARNING: VAE_FROM=$VAE_FROM not copied, training stage A"; fi
@@ -86,17 +90,28 @@ fi
 # Preflight (~30 s): every code path of the run (VAE steps, standardisation, agreement, train steps,
 # periodic eval, checkpoint, resume, the evaluator) at toy sizes on this device, so a CUDA-only bug
 # stops the script now instead of minutes into the run.
-if [ "${PREFLIGHT:-1}" = 1 ]; then
-  PF=/tmp/unipic-preflight; rm -rf "$PF"
-  PFA="--out $PF --device $DEVICE --vae-steps 3 --vae-batch 8 --vae-stats-n 16 --vae-agree-n 4 --batch-gen 4
-       --batch-edit 3 --batch-und 2 --warmup 2 --eval-every 2 --eval-gen 1 --eval-und 2 --eval-edit 1
-       --eval-batch 8 --log-every 1 --no-export --workers 2"
+preflight() {  # $1: extra trainer flags; 0 when every path ran
+  rm -rf "$PF"
   # shellcheck disable=SC2086
-  if $PY -m toolkit.train $PFA --steps 4 --stop-after 2 >"$PF.log" 2>&1 \
-     && $PY -m toolkit.train $PFA --steps 4 --resume >>"$PF.log" 2>&1 \
-     && $PY -m toolkit.evaluate --weights "$PF/ema.pt" --device "$DEVICE" --n-per-category 1 --seeds 1 \
-          --questions 2 --edits 1 --json >>"$PF.log" 2>&1; then
+  $PY -m toolkit.train $PFA $1 --steps 8 --stop-after 2 >>"$PF.log" 2>&1 \
+    && $PY -m toolkit.train $PFA $1 --steps 8 --resume >>"$PF.log" 2>&1 \
+    && $PY -m toolkit.evaluate --weights "$PF/ema.pt" --device "$DEVICE" --n-per-category 1 --seeds 1 \
+         --questions 2 --edits 1 --json >>"$PF.log" 2>&1
+}
+if [ "${PREFLIGHT:-1}" = 1 ]; then
+  PF=/tmp/unipic-preflight; : >"$PF.log"
+  PFA="--out $PF --device $DEVICE --vae-steps 3 --vae-batch 8 --vae-stats-n 16 --vae-agree-n 4 --batch-gen 4
+       --batch-edit 3 --batch-und 2 --warmup 2 --eval-every 4 --eval-gen 1 --eval-und 2 --eval-edit 1
+       --eval-repeat 1 --eval-batch 8 --log-every 1 --no-export --workers 2 --compile-probe 1 $RECIPE"
+  # (a compile probe of 1 step compiles at step 2 and has chosen by step 4, so every path runs)
+  if preflight ""; then
     echo "preflight ok after $(( $(date +%s) - T0 )) s" | tee -a "$OUT/env.txt"
+  elif echo "== retry with the eager pass" >>"$PF.log" && preflight "--static off --compile off"; then
+    # the static / compiled pass has never run on a GPU before this script's first use: when it
+    # fails here, the run goes on with the eager pass instead of losing the session
+    RECIPE="$RECIPE --static off --compile off"
+    cp "$PF.log" "$OUT/preflight.log"
+    echo "preflight: the static pass FAILED (see preflight.log); training eagerly" | tee -a "$OUT/env.txt"
   else
     tail -40 "$PF.log"; cp "$PF.log" "$OUT/preflight.log"
     echo "PREFLIGHT FAILED (see preflight.log); nothing trained" | tee -a "$OUT/env.txt"; exit 1
@@ -117,7 +132,7 @@ echo "stage B: $TRAIN_MIN min (started at $NOW s, deadline $DEADLINE s)" | tee -
 timeout $(( DEADLINE - 20 - NOW )) $PY -m toolkit.train --out "$RUN" --device "$DEVICE" \
     --vae-minutes "$VAE_MIN" --vae-steps 100000 --vae-batch 128 --vae-lr 1e-3 \
     --minutes "$TRAIN_MIN" --reserve-minutes 0.25 \
-    --batch-gen "$BG" --batch-edit "$BE" --batch-und "$BU" --lr "$LR" --warmup "$WARMUP" --ema 0.999 \
+    --batch-gen "$BG" --batch-edit "$BE" --batch-und "$BU" --lr "$LR" --warmup "$WARMUP" --ema 0.999 $RECIPE \
     --eval-every 0 --eval-minutes "$EVAL_MINUTES" --eval-batch 200 --no-final-eval \
     --ckpt-every 0 --ckpt-minutes 1 --log-every 50 --no-export ${WORKERS:+--workers $WORKERS} \
     ${INIT_FROM:+--init-from "$INIT_FROM" --seed $(( $(date +%s) % 100000 ))} ${TRAIN_ARGS:-} \
@@ -126,13 +141,15 @@ echo "train exit ${PIPESTATUS[0]} after $(( $(date +%s) - T0 )) s" | tee -a "$OU
 cp "$RUN/log.jsonl" "$OUT/log.jsonl" 2>/dev/null
 cp "$RUN/vae.pt" "$OUT/vae.pt" 2>/dev/null    # stage A alone (fp32, ~4 MB): VAE_FROM for a later run
 
-# The shipped weights: EMA rounded to fp16 (what comes back and gets exported).
-$PY - "$RUN/ema.pt" "$OUT/ema_fp16.pt" <<'EOF'
+# The weights, rounded to fp16 (what comes back and gets exported): EMA and raw.
+for w in ema raw; do
+  $PY - "$RUN/$w.pt" "$OUT/${w}_fp16.pt" <<'EOF'
 import sys, torch
 sd = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
 torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, sys.argv[2])
-print("ema_fp16.pt written", sum(v.numel() for v in sd.values()), "values")
+print(sys.argv[2], "written", sum(v.numel() for v in sd.values()), "values")
 EOF
+done
 
 # toolkit.diagnose of those weights (~20 s on the CPU cores), one JSON line into env.txt: did the
 # head's layout guess (head_x0_mse at high t) and the teacher-forced errors improve?

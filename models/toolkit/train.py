@@ -158,7 +158,7 @@ class Trainer(StageA):
 
     def eval_cases(self):
         a = self.a
-        return build_cases(a.eval_gen, a.eval_und, a.eval_edit, seed=a.eval_seed)
+        return build_cases(a.eval_gen, a.eval_und, a.eval_edit, seed=a.eval_seed, repeats=a.eval_repeat)
 
     def evaluate(self, model, ema, step, cases, tok):
         """ShapesEval of the EMA weights on the fixed small set (reference sampler)."""
@@ -212,6 +212,7 @@ class Trainer(StageA):
             raise ValueError("--compile needs --static (compiled steps want fixed shapes)")
         sync = torch.cuda.synchronize if self.cuda else None
         chooser = StepChooser(lambda b, dr: obj.losses(b, None, dr), compile_on, mode=a.compile_mode, sync=sync,
+                              warm=min(3, a.compile_probe), probe=a.compile_probe,
                               log=lambda m: self.log.bar(m, final=True))
         logged_choice = False
         budget = a.minutes * 60 if a.minutes else None
@@ -342,8 +343,9 @@ def parse_args(argv=None):
     ap.add_argument("--diff-mul", type=int, default=4, help="diffusion_batch_mul")
     ap.add_argument("--snr-gamma", type=float, default=0.0,
                     help="Min-SNR weighting of the eps loss (e.g. 5); 0 = uniform over t")
-    ap.add_argument("--layout", default="random", choices=["random", "canonical"],
-                    help="training targets: any scene that fits the prompt, or the fixed slots of shapes/layouts.py")
+    ap.add_argument("--layout", default="random", choices=["random", "canonical", "fixed"],
+                    help="training targets: any scene that fits the prompt, or the slots of shapes/layouts.py "
+                    "with small jitter (canonical) or exactly (fixed)")
     ap.add_argument("--mask-min", type=float, default=0.7,
                     help="lower bound of the truncnorm(1, 0.25) mask ratio (MAR: 0.7; lower shows more visible tokens)")
     ap.add_argument("--cfg-drop", type=float, default=0.1, help="prompt dropout to the CFG negative")
@@ -354,6 +356,8 @@ def parse_args(argv=None):
                     help="torch.compile the static pass, kept only if it measures faster; auto: on CUDA")
     ap.add_argument("--compile-mode", default="reduce-overhead",
                     help="torch.compile mode (reduce-overhead = CUDA graphs)")
+    ap.add_argument("--compile-probe", type=int, default=10,
+                    help="steps timed eager and compiled before choosing (after up to 3 warm-up steps)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU); default 1")
     ap.add_argument("--workers", type=int, default=None, help="data processes (default: 0 on CPU, up to 12 on CUDA)")
     # stage A
@@ -372,6 +376,7 @@ def parse_args(argv=None):
     ap.add_argument("--eval-gen", type=int, default=12, help="prompts per generation category (1 seed)")
     ap.add_argument("--eval-und", type=int, default=60)
     ap.add_argument("--eval-edit", type=int, default=60)
+    ap.add_argument("--eval-repeat", type=int, default=12, help='"Repeat this image." cases')
     ap.add_argument("--eval-seed", type=int, default=31337)
     ap.add_argument("--eval-batch", type=int, default=72)
     ap.add_argument("--ckpt-every", type=int, default=500)

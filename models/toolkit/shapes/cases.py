@@ -13,7 +13,7 @@ from .score import REPEAT_INSTRUCTION, score_generate
 from .world import (COLORS, EDIT_FORMS, GEN_CATEGORIES, MAX_OBJECTS, REGIONS, RELATIONS, SHAPES, UNDERSTAND_FORMS,
                     _check_object, count_word, in_region, region_of)
 
-LAYOUTS = ("random", "canonical")
+LAYOUTS = ("random", "canonical", "fixed")  # fixed: the canonical slots without jitter
 
 
 # ---------------------------------------------------------------------------------------------
@@ -62,11 +62,12 @@ def _gen_case(rng: random.Random, category: str, layout: str = "random") -> tupl
     else:
         raise ValueError(f"unknown generation category {category!r}")
     case = {"task": "generate", "category": category, "prompt": prompt, "expect": expect}
-    if layout == "canonical":
+    if layout in ("canonical", "fixed"):
         slots = generation_slots(category, len(specs), rel if category == "position" else None,
                                  phrase if category == "region" else None)
         while True:  # the slots always satisfy the prompt; the check guards the tables
-            scene = canonical_scene(rng, [(s, c or rng.choice(COLORS)) for s, c in specs], slots)
+            scene = canonical_scene(rng, [(s, c or rng.choice(COLORS)) for s, c in specs], slots,
+                                    jitter=layout == "canonical")
             if score_generate(case, scene) == 1.0:
                 return case, scene
     while True:
@@ -135,8 +136,8 @@ def _edit_case(rng: random.Random, form: str, layout: str = "random") -> tuple[d
             if len(scene) >= MAX_OBJECTS:
                 continue
             shape, color, region = rng.choice(SHAPES), rng.choice(COLORS), rng.choice(REGIONS)
-            new = (place_at_region(rng, shape, color, scene, region) if layout == "canonical"
-                   else place(rng, shape, color, scene, region))
+            new = (place_at_region(rng, shape, color, scene, region, jitter=layout == "canonical")
+                   if layout != "random" else place(rng, shape, color, scene, region))
             if new is None:
                 continue
             instr = f"add a {color} {shape} on the {region}"
@@ -147,8 +148,8 @@ def _edit_case(rng: random.Random, form: str, layout: str = "random") -> tuple[d
                 continue
             region = rng.choice([r for r in REGIONS if not in_region(o, r)])
             rest = scene[:i] + scene[i + 1:]
-            new = (place_at_region(rng, o["shape"], o["color"], rest, region, s=o["s"]) if layout == "canonical"
-                   else place(rng, o["shape"], o["color"], rest, region))
+            new = (place_at_region(rng, o["shape"], o["color"], rest, region, s=o["s"], jitter=layout == "canonical")
+                   if layout != "random" else place(rng, o["shape"], o["color"], rest, region))
             if new is None:
                 continue
             instr = f"move the {o['color']} {o['shape']} to the {region}"

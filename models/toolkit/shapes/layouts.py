@@ -89,21 +89,24 @@ def generation_slots(category: str, n: int, relation: str | None = None,
 
 
 def canonical_scene(rng: random.Random, specs: Sequence[tuple[str, str]],
-                    slots: Sequence[tuple[float, float]]) -> list[dict]:
-    """Objects (shape, color) at their slots, each jittered; half-size 0.14 +- 0.01 (0.12 in a
-    row of three). The slots are far enough apart that the jitter never breaks a gap."""
+                    slots: Sequence[tuple[float, float]], jitter: bool = True) -> list[dict]:
+    """Objects (shape, color) at their slots, each jittered (unless jitter=False: exactly at the
+    slot); half-size 0.14 +- 0.01 (0.12 in a row of three). The slots are far enough apart that
+    the jitter never breaks a gap."""
     size = ROW3_SIZE if len(slots) == 3 else SIZE
-    return [{"shape": sh, "color": co, "cx": _jitter(rng, x, JITTER), "cy": _jitter(rng, y, JITTER),
-             "s": _jitter(rng, size, SIZE_JITTER)} for (sh, co), (x, y) in zip(specs, slots)]
+    k = 1.0 if jitter else 0.0
+    return [{"shape": sh, "color": co, "cx": _jitter(rng, x, k * JITTER), "cy": _jitter(rng, y, k * JITTER),
+             "s": _jitter(rng, size, k * SIZE_JITTER)} for (sh, co), (x, y) in zip(specs, slots)]
 
 
 def place_at_region(rng: random.Random, shape: str, color: str, others: Sequence[dict], region: str,
-                    s: float | None = None) -> dict | None:
+                    s: float | None = None, jitter: bool = True) -> dict | None:
     """An object at the first of the region's fixed points where it fits among `others` (jittered
-    like the generation slots); None when every point is taken."""
-    size = s if s is not None else _jitter(rng, ADD_SIZE, SIZE_JITTER)
+    like the generation slots unless jitter=False); None when every point is taken."""
+    k = 1.0 if jitter else 0.0
+    size = s if s is not None else _jitter(rng, ADD_SIZE, k * SIZE_JITTER)
     for x, y in REGION_POINTS[region]:
-        o = {"shape": shape, "color": color, "cx": _jitter(rng, x, JITTER), "cy": _jitter(rng, y, JITTER),
+        o = {"shape": shape, "color": color, "cx": _jitter(rng, x, k * JITTER), "cy": _jitter(rng, y, k * JITTER),
              "s": size}
         if fits(o, others) and in_region(o, region):
             return o
