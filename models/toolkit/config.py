@@ -49,6 +49,10 @@ class UniPicConfig:
     sampling: dict = field(default_factory=lambda: {
         "steps": 32, "cfg": 3.0, "cfgSchedule": "constant", "temperature": 1.0,
         "diffusionSteps": 100})
+    # Overrides of `sampling` for editing only (manifest edit_sampling_defaults, written only when
+    # non-empty): editing can need e.g. a lower cfg than generation, since guidance away from
+    # "Repeat this image." may destroy what the instruction leaves alone.
+    edit_sampling: dict = field(default_factory=dict)
     max_new_tokens: int = 1024
 
     @property

@@ -197,6 +197,7 @@ def _cfg_from_manifest(cfg, man):
     if not man:
         return cfg
     return cfg.replace(sampling=dict(man["sampling_defaults"]),
+                       edit_sampling=dict(man.get("edit_sampling_defaults") or {}),
                        max_new_tokens=man["understanding_defaults"]["max_new_tokens"])
 
 

@@ -252,6 +252,8 @@ def build_manifest(model, tok: ByteLevelBPE, resolutions, name, preview, source)
                       "clip_denoised": False, "cfg_on": "epsilon", "cfg_schedules": ["constant", "linear"]},
         "mask_schedule": {"kind": "cosine", "order": "one random permutation per image, shared by cond/uncond rows"},
         "sampling_defaults": dict(cfg.sampling),
+        # optional (absent = edits use sampling_defaults), so manifests without it stay unchanged
+        **({"edit_sampling_defaults": dict(cfg.edit_sampling)} if cfg.edit_sampling else {}),
         "understanding_defaults": {"max_new_tokens": cfg.max_new_tokens, "greedy": True},
         "preview": preview,
     }

@@ -191,8 +191,11 @@ class Runner:
         return tokens[:B]
 
     # --- tasks ----------------------------------------------------------------------------
-    def _params(self, p):
+    def _params(self, p, task="generate"):
+        # the caller's params over the defaults; edits have their own overrides (cfg.edit_sampling)
         d = dict(self.cfg.sampling)
+        if task == "edit":
+            d.update(self.cfg.edit_sampling)
         d.update({k: v for k, v in (p or {}).items() if v is not None})
         return dict(steps=d["steps"], cfg=d["cfg"], cfg_schedule=d["cfgSchedule"],
                     temperature=d["temperature"], diffusion_steps=d["diffusionSteps"])
@@ -215,7 +218,7 @@ class Runner:
     @torch.no_grad()
     def edit(self, pixels, instructions, draws, params=None, trace=None):
         """Editing (spec 4): x_con in the decoder, "<image>\\nRepeat this image." as negative."""
-        p = self._params(params)
+        p = self._params(params, "edit")
         B = len(instructions)
         _, x_con, z_enc = self.encode_image(pixels)
         img = IMAGE * (self.L + self.cfg.buffer_tokens)

@@ -89,7 +89,7 @@ async function engineMetrics(engine: Engine, runs: number, params: Partial<Image
   }
   const steps = [...engine.stepMs];
   const generateMs = median(plain);
-  const resolved = engine.imageParams({ ...params, seed: 0 });
+  const resolved = engine.imageParams({ ...params, seed: 0 }, "generate");
   const shape = { steps: resolved.steps, diffusionSteps: resolved.diffusionSteps, cfg: resolved.cfg, resolution: resolved.resolution };
   emit({ metric: "generate_ms", value: round(generateMs), runs, ...shape });
   emit({ metric: "preview_overhead", value: round(median(withPreview) / generateMs), runs });
@@ -112,7 +112,7 @@ function torchReference(engine: Engine, params: Partial<ImageParams>, runs: numb
   const checkpoint = /\bmodels\/(checkpoints\/\S+\.pt)\b/.exec(source);
   const weights = seed !== null ? ["--random-seed", seed[1]!] : checkpoint !== null && existsSync(path.join(models, checkpoint[1]!)) ? ["--weights", checkpoint[1]!] : null;
   if (!existsSync(python) || weights === null) return null;
-  const p = engine.imageParams({ ...params, seed: 0 });
+  const p = engine.imageParams({ ...params, seed: 0 }, "generate");
   const r = spawnSync(python, ["-m", "toolkit.bench", "--steps", String(p.steps), "--cfg", String(p.cfg), "--cfg-schedule", p.cfgSchedule, "--temperature", String(p.temperature), "--diffusion-steps", String(p.diffusionSteps), "--runs", String(runs), ...weights], {
     cwd: models,
     env: { ...process.env, OPENBLAS_NUM_THREADS: "1" },

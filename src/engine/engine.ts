@@ -16,7 +16,7 @@ import { JobQueue, type Queued } from "./queue.js";
 import { seededDraws, type DrawSource } from "./rng.js";
 import type { HistoryTurn, ImageParams, JobEvent, RgbTensor, SubmitOptions, UnderstandParams } from "./types.js";
 import { UnderstandJob } from "./understand-job.js";
-import { resolveImageParams, resolveUnderstandParams } from "./params.js";
+import { type ImageTask, resolveImageParams, resolveUnderstandParams } from "./params.js";
 
 export interface EngineOptions extends ModelOptions {
   modelDir: string;
@@ -75,8 +75,8 @@ export class Engine {
     return this.model.manifest;
   }
 
-  imageParams(partial: Partial<ImageParams>): ImageParams {
-    return resolveImageParams(this.model.manifest, partial);
+  imageParams(partial: Partial<ImageParams>, task: ImageTask): ImageParams {
+    return resolveImageParams(this.model.manifest, partial, task);
   }
 
   understandParams(partial: Partial<UnderstandParams>): UnderstandParams {
@@ -84,12 +84,12 @@ export class Engine {
   }
 
   submitGenerate(prompt: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}, draws?: DrawSource): JobHandle {
-    const params = this.imageParams(partial);
+    const params = this.imageParams(partial, "generate");
     return this.submit(params, opts, () => ImageJob.generate(this.model, prompt, params, draws ?? seededDraws(params.seed)));
   }
 
   submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}, draws?: DrawSource): JobHandle {
-    const params = this.imageParams(partial);
+    const params = this.imageParams(partial, "edit");
     return this.submit(params, opts, () => ImageJob.edit(this.model, image, instruction, params, draws ?? seededDraws(params.seed)));
   }
 

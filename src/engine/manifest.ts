@@ -92,6 +92,8 @@ export interface Manifest {
   };
   diffusion: { T: number; maxBeta: number; cosineS: number };
   sampling: SamplingDefaults;
+  /** Overrides of `sampling` for edit jobs (edit_sampling_defaults); {} when the manifest has none. */
+  editSampling: Partial<SamplingDefaults>;
   maxNewTokens: number;
   preview: { weight: number[][]; bias: number[] };
 }
@@ -152,6 +154,36 @@ function readGraph(r: Reader, role: Role, v: unknown): GraphSpec {
   return graph;
 }
 
+const SAMPLING_KEYS: ReadonlyArray<keyof SamplingDefaults> = ["steps", "cfg", "cfgSchedule", "temperature", "diffusionSteps"];
+
+function samplingValue<K extends keyof SamplingDefaults>(r: Reader, key: K, v: unknown, field: string): SamplingDefaults[K] {
+  const f = `${field}.${key}`;
+  if (key === "cfgSchedule") {
+    if (v !== "constant" && v !== "linear") r.fail(f, '"constant" or "linear"', v);
+    return v as SamplingDefaults[K];
+  }
+  const int = key === "steps" || key === "diffusionSteps";
+  return r.num(v, f, int ? { int: true, min: 1 } : {}) as SamplingDefaults[K];
+}
+
+/** sampling_defaults: every key required (other keys are ignored, as they always were). */
+function readSampling(r: Reader, v: unknown, field: string): SamplingDefaults {
+  const o = r.obj(v, field);
+  return Object.fromEntries(SAMPLING_KEYS.map((k) => [k, samplingValue(r, k, o[k], field)])) as unknown as SamplingDefaults;
+}
+
+/** An override object: any subset of the keys. An unknown key fails, so a typo such as
+ * "cfg_schedule" cannot silently leave the default in place. */
+function readSamplingOverrides(r: Reader, v: unknown, field: string): Partial<SamplingDefaults> {
+  const o = r.obj(v, field);
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(o)) {
+    if (!(SAMPLING_KEYS as readonly string[]).includes(k)) r.fail(`${field}.${k}`, `no such key (one of ${SAMPLING_KEYS.join(", ")})`, x);
+    out[k] = samplingValue(r, k as keyof SamplingDefaults, x, field);
+  }
+  return out as Partial<SamplingDefaults>;
+}
+
 /** Parses and validates manifest.json text. `dir` is the model folder (for file paths). */
 export function parseManifest(text: string, dir: string): Manifest {
   const file = path.join(dir, "manifest.json");
@@ -197,9 +229,10 @@ export function parseManifest(text: string, dir: string): Manifest {
   const prompts = r.obj(m.prompts, "prompts");
   const diffusion = r.obj(m.diffusion, "diffusion");
   if (diffusion.noise_schedule !== "cosine") r.fail("diffusion.noise_schedule", '"cosine"', diffusion.noise_schedule);
-  const sampling = r.obj(m.sampling_defaults, "sampling_defaults");
-  const cfgSchedule = sampling.cfgSchedule;
-  if (cfgSchedule !== "constant" && cfgSchedule !== "linear") r.fail("sampling_defaults.cfgSchedule", '"constant" or "linear"', cfgSchedule);
+  const sampling = readSampling(r, m.sampling_defaults, "sampling_defaults");
+  // Optional: editing may need other defaults than generation (e.g. a lower cfg, since guidance
+  // away from "Repeat this image." can destroy the parts the instruction leaves alone).
+  const editSampling = m.edit_sampling_defaults === undefined ? {} : readSamplingOverrides(r, m.edit_sampling_defaults, "edit_sampling_defaults");
   const preview = r.obj(m.preview, "preview");
   const C = int(dims, "latent_channels", "dims");
   const weight = r.arr(preview.weight, "preview.weight").map((row, i) => r.arr(row, `preview.weight[${i}]`).map((x, j) => r.num(x, `preview.weight[${i}][${j}]`)));
@@ -249,13 +282,8 @@ export function parseManifest(text: string, dir: string): Manifest {
       maxBeta: r.num(diffusion.max_beta, "diffusion.max_beta"),
       cosineS: diffusion.cosine_s === undefined ? 0.008 : r.num(diffusion.cosine_s, "diffusion.cosine_s"),
     },
-    sampling: {
-      steps: r.num(sampling.steps, "sampling_defaults.steps", { int: true, min: 1 }),
-      cfg: r.num(sampling.cfg, "sampling_defaults.cfg"),
-      cfgSchedule: cfgSchedule as "constant" | "linear",
-      temperature: r.num(sampling.temperature, "sampling_defaults.temperature"),
-      diffusionSteps: r.num(sampling.diffusionSteps, "sampling_defaults.diffusionSteps", { int: true, min: 1 }),
-    },
+    sampling,
+    editSampling,
     maxNewTokens: und.max_new_tokens === undefined ? 64 : r.num(und.max_new_tokens, "understanding_defaults.max_new_tokens", { int: true, min: 1 }),
     preview: { weight, bias },
   };

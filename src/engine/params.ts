@@ -3,7 +3,7 @@
  * this model supports. Errors name the field, what was expected and what came.
  */
 import { AppError } from "../errors.js";
-import type { Manifest, ResolutionSpec } from "./manifest.js";
+import type { Manifest, ResolutionSpec, SamplingDefaults } from "./manifest.js";
 import type { ImageParams, UnderstandParams } from "./types.js";
 
 function int(field: string, value: number, min: number, max: number): number {
@@ -23,8 +23,17 @@ export function resolutionSpec(m: Manifest, size: number): ResolutionSpec {
   return res;
 }
 
-export function resolveImageParams(m: Manifest, p: Partial<ImageParams>): ImageParams {
-  const d = m.sampling;
+/** Which image task the parameters are for: edits take the manifest's edit overrides. */
+export type ImageTask = "generate" | "edit";
+
+/** The defaults a task starts from: sampling_defaults, with edit_sampling_defaults over it for edits. */
+export function taskDefaults(m: Manifest, task: ImageTask): SamplingDefaults {
+  return task === "edit" ? { ...m.sampling, ...m.editSampling } : m.sampling;
+}
+
+/** Required `task`, so no caller can forget that edits have defaults of their own. */
+export function resolveImageParams(m: Manifest, p: Partial<ImageParams>, task: ImageTask): ImageParams {
+  const d = taskDefaults(m, task);
   const resolution = p.resolution ?? m.defaultResolution;
   const res = { spec: resolutionSpec(m, resolution) };
   const cfgSchedule = p.cfgSchedule ?? d.cfgSchedule;

@@ -62,12 +62,12 @@ export class EnginePool implements EngineClient {
   }
 
   submitGenerate(prompt: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
-    const params = resolveImageParams(this.manifest, partial);
+    const params = resolveImageParams(this.manifest, partial, "generate");
     return this.submit(opts, (e) => e.submitGenerate(prompt, params, { ...opts, signal: undefined }));
   }
 
   submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
-    const params = resolveImageParams(this.manifest, partial);
+    const params = resolveImageParams(this.manifest, partial, "edit");
     return this.submit(opts, (e) => e.submitEdit(image, instruction, params, { ...opts, signal: undefined }));
   }
 

@@ -76,11 +76,11 @@ export class RemoteEngine implements EngineClient {
   }
 
   submitGenerate(prompt: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
-    return this.submit({ kind: "generate", prompt, params: resolveImageParams(this.manifest, partial) }, opts);
+    return this.submit({ kind: "generate", prompt, params: resolveImageParams(this.manifest, partial, "generate") }, opts);
   }
 
   submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
-    return this.submit({ kind: "edit", image, instruction, params: resolveImageParams(this.manifest, partial) }, opts);
+    return this.submit({ kind: "edit", image, instruction, params: resolveImageParams(this.manifest, partial, "edit") }, opts);
   }
 
   submitUnderstand(image: RgbTensor, question: string, history: HistoryTurn[], partial: Partial<UnderstandParams>, opts: SubmitOptions = {}): JobHandle {

@@ -3,12 +3,15 @@
 import json
 import os
 import subprocess
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
 import pytest
 
-from toolkit.export import FORMAT, OPSET, role_specs
+from toolkit.config import TINY
+from toolkit.evaluate import _cfg_from_manifest
+from toolkit.export import FORMAT, OPSET, build_manifest, role_specs
 from toolkit.ortnode import HERE
 from toolkit.tokenizer import ByteLevelBPE, T2I_POSITIVE, chat
 
@@ -50,6 +53,7 @@ def test_manifest(tiny, tiny_export, tok):
     assert man["vae"]["scale"] == 0.2325
     assert man["diffusion"]["T"] == 1000 and man["diffusion"]["max_beta"] == 0.2
     assert set(man["sampling_defaults"]) == {"steps", "cfg", "cfgSchedule", "temperature", "diffusionSteps"}
+    assert "edit_sampling_defaults" not in man  # TINY has no edit overrides: optional field left out
     (res,) = man["resolutions"]
     assert res["size"] == 64 and res["grid"] == [8, 8] and res["image_prompt_tokens"] == 68
     pt = res["pos_tables"]
@@ -71,6 +75,20 @@ def test_manifest(tiny, tiny_export, tok):
                                   "llm", "diffusion_head"}
     with open(os.path.join(out, "manifest.json")) as f:
         assert json.load(f) == man
+
+
+def test_edit_sampling_defaults_round_trip(tok):
+    # written only when the config has edit overrides; evaluate reads them back into the config
+    preview = {"kind": "linear", "weight": [[0.0] * 3] * 16, "bias": [0.0] * 3}
+    model = SimpleNamespace(cfg=TINY.replace(edit_sampling={"cfg": 1.0, "cfgSchedule": "linear"}))
+    man = json.loads(json.dumps(build_manifest(model, tok, [64], "t", preview, "test")))
+    assert man["edit_sampling_defaults"] == {"cfg": 1.0, "cfgSchedule": "linear"}
+    assert man["sampling_defaults"] == TINY.sampling
+    cfg = _cfg_from_manifest(TINY, man)
+    assert cfg.edit_sampling == {"cfg": 1.0, "cfgSchedule": "linear"} and cfg.sampling == TINY.sampling
+    plain = build_manifest(SimpleNamespace(cfg=TINY), tok, [64], "t", preview, "test")
+    assert "edit_sampling_defaults" not in plain
+    assert _cfg_from_manifest(TINY.replace(edit_sampling={"cfg": 2.0}), plain).edit_sampling == {}
 
 
 VOCAB_TEXTS = [

@@ -52,6 +52,24 @@ def test_edit_uses_x_con(tiny, tok):
     assert not torch.allclose(a, b)  # the source image conditions the result
 
 
+def test_edit_takes_edit_sampling_overrides(tiny, tok, monkeypatch):
+    # cfg.edit_sampling (manifest edit_sampling_defaults) overrides cfg.sampling for edits only,
+    # and explicit params still win over both
+    monkeypatch.setattr(tiny, "cfg", tiny.cfg.replace(sampling=dict(P), edit_sampling={"cfg": 1.0}))
+    r = Runner(tiny, tok)
+    img = np.zeros((1, 64, 64, 3), dtype=np.uint8)
+    img[0, 10:30, 10:30] = (220, 40, 40)
+    x, q = from_uint8(img), ["make the square green"]
+    by_default, _ = r.edit(x, q, Draws(5))
+    explicit1, _ = r.edit(x, q, Draws(5), dict(P, cfg=1.0))
+    explicit3, _ = r.edit(x, q, Draws(5), dict(P, cfg=3.0))
+    assert torch.equal(by_default, explicit1)
+    assert not torch.allclose(by_default, explicit3)
+    gen, _ = r.generate(["a red circle"], Draws(3))
+    gen3, _ = r.generate(["a red circle"], Draws(3), dict(P, cfg=3.0))
+    assert torch.equal(gen, gen3)  # generation keeps sampling's cfg 3.0
+
+
 def test_understand_stops_at_eos(tiny, tok, monkeypatch):
     r = Runner(tiny, tok)
     img = np.full((1, 64, 64, 3), 127, dtype=np.uint8)
