@@ -10,14 +10,14 @@
 # recipe is the one the CPU proxy chose (docs/training.md); the learning rate is constant, so an
 # interrupted run loses nothing but the steps since its last checkpoint (CKPT_MIN minutes).
 # Every EVAL_MIN minutes the EMA weights go through the small fixed ShapesEval (eval.jsonl).
-# Knobs (environment): RUN, INIT, THREADS (2), BATCHES ("32 16 8"), LR (3e-4), EMA (0.999),
-# EVAL_MIN (30), CKPT_MIN (5), TRAIN_ARGS (more toolkit.train flags), PYTHON (/usr/bin/python3).
+# Knobs (environment): RUN, INIT, THREADS (2), BATCHES ("40 24 16"), LR (3e-4), EMA (0.999),
+# EVAL_MIN (30), CKPT_MIN (5), MASK_MIN (0.5), TRAIN_ARGS (more toolkit.train flags), PYTHON (/usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."                                    # models/
 RUN=${RUN:-toolkit/runs/cpu}
 INIT=${INIT:-checkpoints/unipic-tiny-ema-fp16.pt}
 PY=${PYTHON:-/usr/bin/python3}
-read -r BG BE BU <<<"${BATCHES:-32 16 8}"
+read -r BG BE BU <<<"${BATCHES:-40 24 16}"
 mkdir -p "$RUN"
 if [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; then
   echo "already running (pid $(cat "$RUN/pid")) in $RUN"; exit 1
@@ -27,7 +27,7 @@ export OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
 nohup nice -n 5 "$PY" -m toolkit.train --out "$RUN" --resume --init-from "$INIT" --device cpu \
     --threads "${THREADS:-2}" --steps 10000000 --schedule constant --warmup 50 --lr "${LR:-3e-4}" \
     --ema "${EMA:-0.999}" --batch-gen "$BG" --batch-edit "$BE" --batch-und "$BU" \
-    --layout canonical --eval-every 0 --eval-minutes "${EVAL_MIN:-30}" --ckpt-every 0 \
+    --layout canonical --mask-min "${MASK_MIN:-0.5}" --eval-every 0 --eval-minutes "${EVAL_MIN:-30}" --ckpt-every 0 \
     --ckpt-minutes "${CKPT_MIN:-5}" --log-every 25 --no-final-eval --no-export ${TRAIN_ARGS:-} \
     >>"$RUN/eval.jsonl" 2>>"$RUN/train.err" &
 echo $! >"$RUN/pid"
