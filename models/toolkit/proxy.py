@@ -71,6 +71,8 @@ def evaluate_weights(weights: str, a, cfg_name: str = "tiny") -> dict:
     model = load_torch(None, weights, cfg_name)
     if a.sampling:
         model.cfg = model.cfg.replace(sampling={**model.cfg.sampling, **json.loads(a.sampling)})
+    if a.edit_sampling:
+        model.cfg = model.cfg.replace(edit_sampling={**model.cfg.edit_sampling, **json.loads(a.edit_sampling)})
     tok = ByteLevelBPE(build_tiny_tokenizer(model.cfg.vocab_size))
     cases = build_cases(a.gen, a.questions, a.edits, a.case_seed, a.repeats)
     found = []
@@ -109,6 +111,7 @@ def main(argv=None):
     ap.add_argument("--draw-seed", type=int, default=7)
     ap.add_argument("--eval-batch", type=int, default=64)
     ap.add_argument("--sampling", help="JSON sampling overrides for the evaluation")
+    ap.add_argument("--edit-sampling", help="JSON overrides for edits only (a manifest's edit_sampling_defaults)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     t0 = time.time()
@@ -133,6 +136,7 @@ def main(argv=None):
     rec["eval"] = _round(evaluate_weights(weights, a))
     rec["eval_min"] = round((time.time() - t1) / 60, 2)
     rec["sampling"] = json.loads(a.sampling) if a.sampling else None
+    rec["edit_sampling"] = json.loads(a.edit_sampling) if a.edit_sampling else None
     rec["total_min"] = round((time.time() - t0) / 60, 2)
     line = json.dumps(rec)
     print(line, flush=True)

@@ -93,19 +93,23 @@ async function geneval(engine: Engine, p: Parsed): Promise<number> {
 }
 
 /**
- * The cases to run: a file's, or fresh ones: n per generation category, n questions, n edits and,
- * unless told otherwise, n "Repeat this image." edits, so `repeat` is measured at the scale of the rest.
+ * The cases to run: a file's, or fresh ones: n per generation category, and (unless --questions,
+ * --edits, --repeats say otherwise) n questions, n edits and n "Repeat this image." edits.
  */
 async function evalCases(p: Parsed): Promise<Case[]> {
   const file = stringOption(p, "cases");
-  const repeats = numberOption(p, "repeats", true);
-  if (file !== undefined) {
-    if (repeats !== undefined) throw AppError.badInput("--repeats", "no --cases (a case file brings its own cases)", repeats);
-    return parseCases(await readFile(file, "utf8"), file);
+  for (const name of ["repeats", "questions", "edits"]) {
+    const v = numberOption(p, name, true);
+    if (v === undefined) continue;
+    if (file !== undefined) throw AppError.badInput(`--${name}`, "no --cases (a case file brings its own cases)", v);
+    if (v < 0) throw AppError.badInput(`--${name}`, "a count >= 0", v);
   }
-  if (repeats !== undefined && repeats < 0) throw AppError.badInput("--repeats", "a count >= 0", repeats);
+  if (file !== undefined) return parseCases(await readFile(file, "utf8"), file);
+  const repeats = numberOption(p, "repeats", true);
   const n = numberOption(p, "n", true) ?? 50;
-  return generateCases(n, numberOption(p, "case-seed", true) ?? Date.now() % 2 ** 31, repeats ?? n);
+  return generateCases(n, numberOption(p, "case-seed", true) ?? Date.now() % 2 ** 31, repeats ?? n, {
+    questions: numberOption(p, "questions", true), edits: numberOption(p, "edits", true),
+  });
 }
 
 export async function runEval(argv: string[], config: Config): Promise<number> {

@@ -17,7 +17,7 @@ const USAGE = `usage: unipic <command>
   generate PROMPT -o out.png              text to image  [--seed --steps --cfg --cfg-schedule --temperature --diffusion-steps --resolution]
   edit IN.png INSTRUCTION -o out.png      edit an image  [same options]
   understand IN.png QUESTION              answer a question about an image  [--max-tokens]
-  eval [--cases FILE] [--n 50] [--repeats N] [--seeds 4] [--json]  ShapesEval by this engine; --repeats: "Repeat this image." cases (default: --n)
+  eval [--cases FILE] [--n 50] [--questions N] [--edits N] [--repeats N] [--seeds 4] [--json]  ShapesEval by this engine (questions, edits and "Repeat this image." cases: --n each unless given)
   eval --geneval METADATA.jsonl --out DIR [--per-prompt 4]  generations in GenEval's layout
   bench [--json] [--quick]                benchmarks, one JSON object a line
 environment: MODEL_DIR, ENGINE_PROVIDER, ENGINE_THREADS, DATA_DIR, DATABASE_URL (see README.md)`;

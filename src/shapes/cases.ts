@@ -327,14 +327,21 @@ export function repeatCase(rng: Rng): { case: EditCase; target: SceneObject[] } 
  * (cycling through the five forms), n edit cases (cycling through the four forms), then
  * `repeats` "Repeat this image." edits: the order of Python's evaluate.build_cases.
  */
-export function generateCases(nPerCategory: number, seed: number, repeats = 0): Case[] {
+export function generateCases(nPerCategory: number, seed: number, repeats = 0, counts: { questions?: number; edits?: number } = {}): Case[] {
   if (!Number.isInteger(nPerCategory) || nPerCategory < 1) throw new Error(`nPerCategory must be an integer >= 1, got ${nPerCategory}`);
   if (!Number.isInteger(repeats) || repeats < 0) throw new Error(`repeats must be an integer >= 0, got ${repeats}`);
+  // Questions and edits default to nPerCategory; the issue's full evaluation wants 300 of each
+  // beside 50 prompts per category.
+  const questions = counts.questions ?? nPerCategory;
+  const edits = counts.edits ?? nPerCategory;
+  for (const [name, v] of [["questions", questions], ["edits", edits]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`${name} must be an integer >= 0, got ${v}`);
+  }
   const rng = new Rng(seed);
   const out: Case[] = [];
   for (const cat of GEN_CATEGORIES) for (let k = 0; k < nPerCategory; k++) out.push(genCase(rng, cat).case);
-  for (let k = 0; k < nPerCategory; k++) out.push(undCase(rng, UNDERSTAND_FORMS[k % 5] as UnderstandForm));
-  for (let k = 0; k < nPerCategory; k++) out.push(editCase(rng, EDIT_FORMS[k % 4] as EditForm).case);
+  for (let k = 0; k < questions; k++) out.push(undCase(rng, UNDERSTAND_FORMS[k % 5] as UnderstandForm));
+  for (let k = 0; k < edits; k++) out.push(editCase(rng, EDIT_FORMS[k % 4] as EditForm).case);
   for (let k = 0; k < repeats; k++) out.push(repeatCase(rng).case);
   return out;
 }

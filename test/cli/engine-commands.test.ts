@@ -63,15 +63,17 @@ describe("unipic engine commands", () => {
     }
   }, 120_000);
 
-  it("eval takes --repeats for fresh cases only", async () => {
+  it("eval takes --repeats, --questions and --edits for fresh cases only", async () => {
     const cases = path.join(dir, "one.jsonl");
     await writeFile(cases, `{"task":"generate","category":"colors","prompt":"a red circle","expect":{"objects":[{"shape":"circle","color":"red"}]}}\n`);
-    const r = await runCli(["eval", "--cases", cases, "--repeats", "2"], env);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/--repeats/);
-    const neg = await runCli(["eval", "--repeats", "-1"], env);
-    expect(neg.code).toBe(1);
-    expect(neg.stderr).toMatch(/--repeats/);
+    for (const name of ["--repeats", "--questions", "--edits"]) {
+      const r = await runCli(["eval", "--cases", cases, name, "2"], env);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(name);
+      const neg = await runCli(["eval", name, "-1"], env);
+      expect(neg.code).toBe(1);
+      expect(neg.stderr).toContain(name);
+    }
   }, 60_000);
 
   it("eval refuses a bad case file with the line and field", async () => {

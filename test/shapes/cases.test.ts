@@ -100,6 +100,13 @@ describe("case generation", () => {
     expect(b.slice(a.length).map((c) => c.task === "edit" && editForm(c))).toEqual(["repeat", "repeat", "repeat"]);
     expect(parseCases(formatCases(b))).toEqual(b);
     expect(() => generateCases(1, 1, -1)).toThrow(/repeats/);
+    // Questions and edits may be counted apart from the prompts (the full evaluation: 50 / 300 / 300).
+    const c = generateCases(2, 9, 1, { questions: 6, edits: 8 });
+    expect(c.filter((x) => x.task === "generate")).toHaveLength(7 * 2);
+    expect(c.filter((x) => x.task === "understand")).toHaveLength(6);
+    expect(c.filter((x) => x.task === "edit" && editForm(x) !== "repeat").map((x) => x.task === "edit" && editForm(x)))
+      .toEqual(["recolor", "remove", "add", "move", "recolor", "remove", "add", "move"]);
+    expect(() => generateCases(1, 1, 0, { edits: -1 })).toThrow(/edits/);
   });
 });
 
