@@ -134,6 +134,17 @@ COMMITTED = os.path.join(os.path.dirname(__file__), "..", "..", "unipic-tiny")
 
 
 @needs_node
+def _approx_equal(a, b, rel=1e-5):
+    """Equal JSON values, floats within `rel` (relative, or absolute near zero)."""
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_approx_equal(a[k], b[k], rel) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_approx_equal(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= rel * max(1.0, abs(a), abs(b))
+    return a == b
+
+
 def test_committed_tiny_matches_its_source(tiny, tmp_path):
     """models/unipic-tiny must be exactly what its manifest's `source` says: the seeded random
     export, or the export of the committed checkpoint it names (the engine fixtures assume it)."""
@@ -155,6 +166,8 @@ def test_committed_tiny_matches_its_source(tiny, tmp_path):
     else:
         pytest.fail(f"models/unipic-tiny's source names neither a seed nor a committed checkpoint: {man['source']}")
     fresh = export(model, build_tiny_tokenizer(TINY.vocab_size), str(tmp_path), name="unipic-tiny", source="test")
-    assert {k: v for k, v in man.items() if k != "source"} == {k: v for k, v in fresh.items() if k != "source"}
+    # floats (the preview map is a least-squares fit) may differ in the last digit between CPUs
+    assert _approx_equal({k: v for k, v in man.items() if k != "source"},
+                         {k: v for k, v in fresh.items() if k != "source"}), "manifest differs from a fresh export"
     for role in man["graphs"]:
         assert parity(model, COMMITTED, role, f"committed unipic-tiny/{role}", seed=9, B=2, V=3, n=2, P=2, T=3) < 1e-4

@@ -73,7 +73,11 @@ def _close(a, b, path):
         x, y = dec(a), dec(b)
         assert x.shape == y.shape, path
         if x.dtype == np.float32:
-            assert np.allclose(x, y, rtol=1e-4, atol=1e-4), path
+            # A whole sampling run chains 16 MAR iterations x 25 DDPM steps: the float32 rounding
+            # of another CPU's kernels (AVX-512 vs AVX2 BLAS paths) grows to a few 1e-4 there,
+            # while one graph call stays within 1e-5.
+            tol = 2e-3 if path.startswith("run_") else 1e-4
+            assert np.allclose(x, y, rtol=tol, atol=tol), (path, float(np.abs(x - y).max()))
         else:
             assert np.array_equal(x, y) or x.dtype == np.uint8 and np.abs(x.astype(int) - y).max() <= 1, path
     elif isinstance(a, dict):
