@@ -52,7 +52,7 @@ export async function startApp(config: Config, log: (line: string) => void = () 
     const adminKey = await ensureAdmin(store);
     engine = await loadEngine(config, log);
     const runner = engine === null ? null : new EngineRunner(engine, log);
-    const services = createServices(config, store, () => database.ping(), runner);
+    const services = createServices(config, store, () => database.ping(), runner, engine?.manifest ?? null);
     runner?.attach(services);
     const loaded = engine;
     server = await startServer({ services, log, ready: () => (config.engineEnabled ? loaded !== null && loaded.ready : true) }, config.port, config.host);

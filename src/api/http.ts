@@ -8,7 +8,7 @@ import { Readable } from "node:stream";
 import busboy from "busboy";
 import { AppError, ErrorCode, HTTP_STATUS } from "../errors.js";
 import { extToMime, mimeToExt, normalizeUpload, type ImageMime } from "../images/index.js";
-import type { UserRow } from "../store/index.js";
+import type { ImageMeta, UserRow } from "../store/index.js";
 import { authenticate } from "./auth.js";
 import { isSha256, parseGlobalId, toGlobalId } from "./ids.js";
 import type { Services } from "./service.js";
@@ -74,6 +74,14 @@ async function firstMultipartFile(req: IncomingMessage, body: Buffer): Promise<B
   });
 }
 
+/** Validates and normalises uploaded bytes and stores them as the user's upload (POST /images and the OpenAI routes). */
+export async function storeUpload(services: Services, user: UserRow, bytes: Uint8Array): Promise<ImageMeta> {
+  const image = await normalizeUpload(bytes, services.config.limits);
+  const meta = await services.store.images.put({ id: image.id, bytes: image.bytes, mime: image.mime, width: image.width, height: image.height, lineage: { origin: "upload" } });
+  await services.store.images.grantUpload(user.id, meta.id);
+  return meta;
+}
+
 /** POST /images: raw image bytes or multipart/form-data; answers {id, sha256, url, width, height, mime}. */
 export async function handleUpload(req: IncomingMessage, res: ServerResponse, services: Services, user: UserRow): Promise<void> {
   const { limits } = services.config;
@@ -81,9 +89,7 @@ export async function handleUpload(req: IncomingMessage, res: ServerResponse, se
   const body = await readBody(req, limits.maxUploadBytes + 64 * 1024);
   const isMultipart = (req.headers["content-type"] ?? "").toLowerCase().startsWith("multipart/form-data");
   const raw = isMultipart ? await firstMultipartFile(req, body) : body;
-  const image = await normalizeUpload(new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength), limits);
-  const meta = await services.store.images.put({ id: image.id, bytes: image.bytes, mime: image.mime, width: image.width, height: image.height, lineage: { origin: "upload" } });
-  await services.store.images.grantUpload(user.id, meta.id);
+  const meta = await storeUpload(services, user, new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength));
   sendJson(res, 201, {
     id: toGlobalId("Image", meta.id),
     sha256: meta.id,

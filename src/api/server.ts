@@ -22,6 +22,7 @@ import { connectionFields, enforceOperationLimits } from "./limits.js";
 import { createMetrics, type Metrics } from "./metrics.js";
 import { createSchema } from "./schema.js";
 import { isWebPath, serveWeb } from "../web/serve.js";
+import { handleOpenAI, isOpenAIPath, openAIRoute, sendOpenAIError } from "./openai/index.js";
 import type { Services } from "./service.js";
 
 export interface ServerOptions {
@@ -52,6 +53,7 @@ function routeOf(rawUrl: string | undefined): string {
   if (path === "/images") return "images_upload";
   if (path.startsWith("/images/")) return "images_download";
   if (["/healthz", "/readyz", "/metrics"].includes(path)) return path.slice(1);
+  if (isOpenAIPath(path)) return openAIRoute(path);
   return path === "/" ? "web" : "unknown";
 }
 
@@ -197,7 +199,9 @@ export async function startServer(options: ServerOptions, port: number, host: st
     if (req.method === "OPTIONS") {
       res.writeHead(204, {
         "access-control-allow-methods": "GET, POST, OPTIONS",
-        "access-control-allow-headers": "authorization, content-type, accept",
+        // Whatever headers the client asks for (OpenAI's SDKs add x-stainless-*): nothing is
+        // authorised by a header other than the bearer key, so echoing them grants nothing.
+        "access-control-allow-headers": req.headers["access-control-request-headers"] ?? "authorization, content-type, accept",
         "access-control-max-age": "86400",
       });
       res.end();
@@ -207,6 +211,7 @@ export async function startServer(options: ServerOptions, port: number, host: st
       await handleGraphQL(req, res);
       return "graphql";
     }
+    if (isOpenAIPath(path)) return handleOpenAI(req, res, services, path);
     if (path === "/healthz") {
       sendJson(res, 200, { status: "ok" });
       return "healthz";
@@ -244,7 +249,9 @@ export async function startServer(options: ServerOptions, port: number, host: st
     route(req, res)
       .then((name) => (routeName = name))
       .catch((error: unknown) => {
-        const code = sendError(res, error, config.production);
+        // The /v1 routes answer in OpenAI's error shape, so OpenAI SDKs raise their own classes.
+        const openai = isOpenAIPath((req.url ?? "/").split("?")[0]!);
+        const code = openai ? sendOpenAIError(res, error, config.production) : sendError(res, error, config.production);
         metrics.httpErrors.inc({ route: routeName, code });
         if (code === ErrorCode.INTERNAL) log(`error: ${(error as Error)?.stack ?? String(error)}`);
       })

@@ -5,11 +5,15 @@
  */
 import type { Config } from "../config.js";
 import { AppError, ErrorCode } from "../errors.js";
-import type { ConversationRow, Store, TurnRow, UserRow } from "../store/index.js";
+import type { Manifest } from "../engine/manifest.js";
+import type { ConversationRow, NewHistoryTurn, Store, TurnRow, UserRow } from "../store/index.js";
 import { EventHub, type HubEvent } from "./events.js";
 import { ConversationEventKind, Task, TurnEventKind, TurnKind } from "./types/enums.js";
 import type { GenerationParamsInput } from "./types/inputs.js";
-import { randomSeed, resolveKind, validateParams, validateText } from "./validate.js";
+import { MAX_SEED, randomSeed, resolveKind, validateParams, validateText } from "./validate.js";
+
+/** Replies one message may ask for (OpenAI's `n`, 1-4 there too). */
+export const MAX_REPLIES = 4;
 
 export interface PreviewPayload {
   step: number;
@@ -56,10 +60,12 @@ export interface Services {
   turnHub: EventHub<TurnHubEvent>;
   conversationHub: EventHub<ConversationHubEvent>;
   runner: TurnRunner | null;
+  /** The loaded model's manifest (null when ENGINE=off or it failed to load). */
+  model: Manifest | null;
 }
 
-export function createServices(config: Config, store: Store, ping: () => Promise<boolean>, runner: TurnRunner | null = null): Services {
-  return { config, store, ping, turnHub: new EventHub(), conversationHub: new EventHub(), runner };
+export function createServices(config: Config, store: Store, ping: () => Promise<boolean>, runner: TurnRunner | null = null, model: Manifest | null = null): Services {
+  return { config, store, ping, turnHub: new EventHub(), conversationHub: new EventHub(), runner, model };
 }
 
 const STATUS_EVENT: Record<TurnRow["status"], TurnEventKind> = {
@@ -80,6 +86,43 @@ export function publishTurnStatus(services: Services, turn: TurnRow, extra: Part
   });
 }
 
+const FINAL_STATUSES = new Set<TurnRow["status"]>(["COMPLETED", "FAILED", "CANCELLED"]);
+
+/** Ends a turn's stream after its final event (or a snapshot of a turn already finished). */
+async function* untilFinal(source: AsyncGenerator<TurnHubEvent, void, undefined>): AsyncGenerator<TurnHubEvent, void, undefined> {
+  try {
+    for await (const event of source) {
+      yield event;
+      const progress = event.kind === TurnEventKind.STEP || event.kind === TurnEventKind.TOKEN;
+      if (!progress && FINAL_STATUSES.has(event.turn.status)) return;
+    }
+  } finally {
+    await source.return(undefined);
+  }
+}
+
+/**
+ * One turn's events: a SNAPSHOT of it as stored, then everything published, ending after the
+ * final status. Subscribes at once (before returning), so nothing published later is missed.
+ * The caller checks that the user may see the turn.
+ */
+export function watchTurn(services: Services, ownerId: string, turnId: string): AsyncGenerator<TurnHubEvent, void, undefined> {
+  const source = services.turnHub.subscribe(turnId, async () => {
+    const row = await services.store.turns.get(ownerId, turnId);
+    if (row === null) return [];
+    const queuePosition = row.status === "QUEUED" ? (services.runner?.queuePosition(row.id) ?? null) : null;
+    return [{ kind: TurnEventKind.SNAPSHOT, turn: row, queuePosition }];
+  });
+  const events = untilFinal(source);
+  // An unstarted generator skips its finally block on return(): end the subscription anyway.
+  const finish = events.return.bind(events);
+  events.return = async (value) => {
+    await source.return(undefined);
+    return finish(value);
+  };
+  return events;
+}
+
 export async function getConversation(services: Services, user: UserRow, id: string): Promise<ConversationRow> {
   const row = await services.store.conversations.get(user.id, id);
   if (row === null) throw AppError.notFound("conversation");
@@ -98,16 +141,26 @@ export interface SendMessageArgs {
   imageIds: string[];
   task: Task;
   params?: GenerationParamsInput | null;
+  /** Model replies (OpenAI's `n`), each its own turn and job; seeds run on from the first. Default 1. */
+  replies?: number;
+  /** Earlier messages to store as finished turns before this one (an OpenAI chat request's history). */
+  history?: NewHistoryTurn[];
+  /**
+   * Called with the stored replies before their jobs are handed to the runner: a caller that
+   * subscribes here cannot miss an event (the runner skips previews nobody watches).
+   */
+  onStored?: (replies: TurnRow[]) => void;
 }
 
 /**
- * Stores the user's turn and a QUEUED assistant turn in one transaction, then hands the
- * assistant turn to the runner. EDIT and UNDERSTAND without an attached image use the
+ * Stores the user's turn and its QUEUED assistant turn(s) in one transaction (after any earlier
+ * messages given as history), then hands the assistant turns to the runner. EDIT and UNDERSTAND without an attached image use the
  * conversation's latest image.
  */
-export async function sendMessage(services: Services, user: UserRow, args: SendMessageArgs): Promise<{ user: TurnRow; assistant: TurnRow }> {
+export async function sendMessage(services: Services, user: UserRow, args: SendMessageArgs): Promise<{ user: TurnRow; assistant: TurnRow; replies: TurnRow[] }> {
   const { store, config } = services;
   const text = validateText(args.text, config.limits);
+  for (const [i, h] of (args.history ?? []).entries()) validateText(h.text, config.limits, `history[${i}].text`);
   if (args.imageIds.length > config.limits.maxImagesPerMessage) {
     throw AppError.limit("input.imageIds", `at most ${config.limits.maxImagesPerMessage} images`, `${args.imageIds.length} images`);
   }
@@ -133,7 +186,14 @@ export async function sendMessage(services: Services, user: UserRow, args: SendM
   if (kind !== TurnKind.GENERATE && text.trim().length === 0) {
     throw AppError.badInput("input.text", kind === TurnKind.EDIT ? "an editing instruction" : "a question", text);
   }
+  const count = args.replies ?? 1;
+  if (!Number.isInteger(count) || count < 1 || count > MAX_REPLIES) throw AppError.badInput("replies", `an integer in [1, ${MAX_REPLIES}]`, count);
   const seed = typeof params.seed === "number" ? params.seed : randomSeed();
+  // Reply i uses seed + i (wrapping within the seed range), so a request is reproducible from its first seed.
+  const replies = Array.from({ length: count }, (_, i) => {
+    const s = (seed + i) % (MAX_SEED + 1);
+    return { seed: s, params: { ...params, seed: s } };
+  });
   const stored = await store.turns.sendMessage(user.id, conversation.id, {
     text,
     task: args.task,
@@ -141,12 +201,20 @@ export async function sendMessage(services: Services, user: UserRow, args: SendM
     params: { ...params, seed },
     seed,
     imageIds,
+    replies,
+    history: args.history,
   });
   if (stored === null) throw AppError.notFound("conversation");
-  for (const turn of [stored.user, stored.assistant]) {
+  if (args.history !== undefined && args.history.length > 0 && services.conversationHub.watched(conversation.id)) {
+    // Publish the stored history as well, in order, so conversation watchers see every new turn.
+    const page = await store.turns.page(conversation.id, { first: args.history.length, after: stored.user.position - args.history.length - 1 });
+    for (const turn of page.items) services.conversationHub.publish(conversation.id, { kind: ConversationEventKind.TURN_ADDED, conversation: null, turn });
+  }
+  for (const turn of [stored.user, ...stored.replies]) {
     services.conversationHub.publish(conversation.id, { kind: ConversationEventKind.TURN_ADDED, conversation: null, turn });
   }
-  services.runner?.enqueue(stored.assistant);
+  args.onStored?.(stored.replies);
+  for (const reply of stored.replies) services.runner?.enqueue(reply);
   return stored;
 }
 

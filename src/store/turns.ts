@@ -57,7 +57,11 @@ export function turnsRepo(orm: Orm): Store["turns"] {
     async sendMessage(ownerId: string, conversationId: string, user: NewUserTurn) {
       if (!isUuid(ownerId) || !isUuid(conversationId)) return null;
       const imageIds = [...new Set(user.imageIds)];
-      for (const id of imageIds) if (!isSha256Hex(id)) throw AppError.notFound("image", id);
+      const history = user.history ?? [];
+      const replies = user.replies ?? [{ seed: user.seed, params: user.params }];
+      if (replies.length === 0) throw AppError.badInput("replies", "at least one reply", replies);
+      const allImageIds = [...new Set([...imageIds, ...history.flatMap((h) => h.imageIds)])];
+      for (const id of allImageIds) if (!isSha256Hex(id)) throw AppError.notFound("image", id);
       return orm.transaction(async (tx) => {
         const own = await tx
           .select({ id: conversations.id })
@@ -65,36 +69,53 @@ export function turnsRepo(orm: Orm): Store["turns"] {
           .where(and(eq(conversations.id, conversationId), eq(conversations.ownerId, ownerId)))
           .for("update");
         if (own.length === 0) return null;
-        if (imageIds.length > 0) {
+        if (allImageIds.length > 0) {
           const visible = await tx
             .select({ id: images.id })
             .from(images)
-            .where(and(inArray(images.id, imageIds), visibleCondition(tx, ownerId, images.id)));
+            .where(and(inArray(images.id, allImageIds), visibleCondition(tx, ownerId, images.id)));
           const seen = new Set(visible.map((r) => r.id));
-          const missing = imageIds.find((id) => !seen.has(id));
+          const missing = allImageIds.find((id) => !seen.has(id));
           if (missing !== undefined) throw AppError.notFound("image", missing);
         }
         const [last] = await tx
           .select({ n: sql<number>`coalesce(max(${turns.position}), 0)`.mapWith(Number) })
           .from(turns)
           .where(eq(turns.conversationId, conversationId));
-        const next = (last?.n ?? 0) + 1;
-        const common = { conversationId, kind: user.kind, task: user.task, params: user.params ?? {}, seed: user.seed ?? null };
+        let next = (last?.n ?? 0) + 1;
+        const attach = async (turnId: string, ids: readonly string[]) => {
+          const unique = [...new Set(ids)];
+          if (unique.length === 0) return;
+          await tx.insert(turnImages).values(unique.map((imageId, ord) => ({ turnId, imageId, role: "input" as const, ord })));
+        };
+        // Earlier messages: finished turns, each assistant one answering the user turn before it.
+        let lastUser: string | null = null;
+        for (const h of history) {
+          const replyTo: string | null = h.role === "assistant" ? lastUser : null;
+          const [row] = await tx
+            .insert(turns)
+            .values({ conversationId, position: next++, role: h.role, kind: user.kind, task: user.task, text: h.text, status: "COMPLETED", replyTo })
+            .returning({ id: turns.id });
+          const id: string = row!.id;
+          if (h.role === "user") lastUser = id;
+          await attach(id, h.imageIds);
+        }
+        const common = { conversationId, kind: user.kind, task: user.task };
         const [userTurn] = await tx
           .insert(turns)
-          .values({ ...common, position: next, role: "user", text: user.text, status: "COMPLETED" })
+          .values({ ...common, params: user.params ?? {}, seed: user.seed ?? null, position: next++, role: "user", text: user.text, status: "COMPLETED" })
           .returning();
-        const [assistant] = await tx
-          .insert(turns)
-          .values({ ...common, position: next + 1, role: "assistant", text: "", status: "QUEUED", replyTo: userTurn!.id })
-          .returning();
-        if (imageIds.length > 0) {
-          await tx
-            .insert(turnImages)
-            .values(imageIds.map((imageId, ord) => ({ turnId: userTurn!.id, imageId, role: "input" as const, ord })));
+        const assistants: TurnRow[] = [];
+        for (const reply of replies) {
+          const [assistant] = await tx
+            .insert(turns)
+            .values({ ...common, params: reply.params ?? {}, seed: reply.seed ?? null, position: next++, role: "assistant", text: "", status: "QUEUED", replyTo: userTurn!.id })
+            .returning();
+          assistants.push(assistant!);
         }
+        await attach(userTurn!.id, imageIds);
         await tx.update(conversations).set({ updatedAt: sql`now()` }).where(eq(conversations.id, conversationId));
-        return { user: userTurn!, assistant: assistant! };
+        return { user: userTurn!, assistant: assistants[0]!, replies: assistants };
       });
     },
 

@@ -81,6 +81,22 @@ export interface NewUserTurn {
   params: Record<string, unknown>;
   seed: number | null;
   imageIds: string[];
+  /**
+   * The model's replies to store, QUEUED, each its own turn (one job, one result): several for an
+   * OpenAI `n` > 1 request. Absent: one reply with the message's seed and params.
+   */
+  replies?: Array<{ seed: number | null; params: Record<string, unknown> }>;
+  /**
+   * Earlier messages to store, finished, before this one (an OpenAI chat request carries its own
+   * history); the runner then gives them to the model as the conversation so far.
+   */
+  history?: NewHistoryTurn[];
+}
+
+export interface NewHistoryTurn {
+  role: TurnRole;
+  text: string;
+  imageIds: string[];
 }
 
 export interface NewImage {
@@ -124,7 +140,7 @@ export interface Store {
       ownerId: string,
       conversationId: string,
       user: NewUserTurn,
-    ): Promise<{ user: TurnRow; assistant: TurnRow } | null>;
+    ): Promise<{ user: TurnRow; assistant: TurnRow; replies: TurnRow[] } | null>;
     get(ownerId: string, id: string): Promise<TurnRow | null>;
     getById(id: string): Promise<TurnRow | null>;
     ownerOf(turnId: string): Promise<string | null>;

@@ -70,6 +70,33 @@ describe.each(drivers)("turns on $name", (driver) => {
     expect(await store.turns.count(c.id)).toBe(40);
   });
 
+  it("stores several replies to one message, and earlier messages as finished history, in one transaction", async () => {
+    const bytes = fakeImage("history-image");
+    const img = (await store.images.put({ id: sha256Hex(bytes), bytes, mime: "image/png", width: 1, height: 1 })).id;
+    await store.images.grantUpload(owner, img);
+    const c = await store.conversations.create(owner, "openai");
+    const sent = (await store.turns.sendMessage(owner, c.id, msg("again", {
+      task: "UNDERSTAND",
+      kind: "understand",
+      imageIds: [img],
+      seed: 3,
+      replies: [{ seed: 3, params: { seed: 3 } }, { seed: 4, params: { seed: 4 } }],
+      history: [{ role: "user", text: "what shape?", imageIds: [img] }, { role: "assistant", text: "circle", imageIds: [] }],
+    })))!;
+    const all = (await store.turns.page(c.id, { first: 10 })).items;
+    expect(all.map((t) => `${t.position}:${t.role}:${t.status}:${t.text}`)).toEqual(["1:user:COMPLETED:what shape?", "2:assistant:COMPLETED:circle", "3:user:COMPLETED:again", "4:assistant:QUEUED:", "5:assistant:QUEUED:"]);
+    expect(all[1]!.replyTo).toBe(all[0]!.id);
+    expect(sent.replies.map((r) => [r.seed, r.params, r.replyTo])).toEqual([[3, { seed: 3 }, sent.user.id], [4, { seed: 4 }, sent.user.id]]);
+    expect(sent.assistant).toEqual(sent.replies[0]);
+    expect((await store.turns.images(all[0]!.id)).map((i) => i.image.id)).toEqual([img]);
+    expect((await store.turns.images(sent.user.id)).map((i) => i.image.id)).toEqual([img]);
+    // An image the owner cannot see, in the history too, fails the whole message.
+    const hidden = fakeImage("not-granted");
+    const other = (await store.images.put({ id: sha256Hex(hidden), bytes: hidden, mime: "image/png", width: 1, height: 1 })).id;
+    await expect(store.turns.sendMessage(owner, c.id, msg("x", { history: [{ role: "user", text: "see", imageIds: [other] }] }))).rejects.toMatchObject({ code: ErrorCode.NOT_FOUND });
+    expect(await store.turns.count(c.id)).toBe(5);
+  });
+
   it("pages 250 turns forwards and backwards with no gaps or repeats", async () => {
     const c = await store.conversations.create(owner, "paging");
     const rows = range(1, 250).map((position) => ({

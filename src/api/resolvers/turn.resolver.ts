@@ -3,25 +3,10 @@ import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Resolver, Root, Subscriptio
 import { AppError } from "../../errors.js";
 import type { Context } from "../context.js";
 import { keyOf } from "../ids.js";
-import { cancelTurn, getTurn, sendMessage, type TurnHubEvent } from "../service.js";
-import { Task, TurnEventKind } from "../types/enums.js";
+import { cancelTurn, getTurn, sendMessage, watchTurn, type TurnHubEvent } from "../service.js";
+import { Task } from "../types/enums.js";
 import { SendMessageInput } from "../types/inputs.js";
 import { Conversation, Image, SendMessagePayload, Turn, TurnEvent } from "../types/objects.js";
-
-const FINAL_STATUSES = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
-
-/** Ends a turn's stream after its final event (or a snapshot of a turn already finished). */
-async function* untilFinal(source: AsyncGenerator<TurnHubEvent, void, undefined>): AsyncGenerator<TurnHubEvent, void, undefined> {
-  try {
-    for await (const event of source) {
-      yield event;
-      const progress = event.kind === TurnEventKind.STEP || event.kind === TurnEventKind.TOKEN;
-      if (!progress && FINAL_STATUSES.has(event.turn.status)) return;
-    }
-  } finally {
-    await source.return(undefined);
-  }
-}
 
 @Resolver(() => Turn)
 export class TurnResolver {
@@ -81,13 +66,7 @@ export class TurnResolver {
       const ctx = context as Context;
       const key = keyOf("Turn", args.id as string, "id");
       await getTurn(ctx.services, ctx.user, key);
-      const source = ctx.services.turnHub.subscribe(key, async () => {
-        const row = await ctx.services.store.turns.get(ctx.user.id, key);
-        if (row === null) return [];
-        const queuePosition = row.status === "QUEUED" ? (ctx.services.runner?.queuePosition(row.id) ?? null) : null;
-        return [{ kind: TurnEventKind.SNAPSHOT, turn: row, queuePosition }];
-      });
-      return untilFinal(source);
+      return watchTurn(ctx.services, ctx.user.id, key);
     },
   })
   turnUpdated(@Arg("id", () => ID) _id: string, @Root() event: TurnHubEvent): TurnEvent {
