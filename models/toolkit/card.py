@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from .shapes import GEN_CATEGORIES
+from .shapes import EDIT_FORMS, GEN_CATEGORIES
 
-FLOOR = {"overall": 0.80, "category": 0.50, "understanding": 0.90, "editing": 0.70}
+FLOOR = {"overall": 0.80, "category": 0.50, "understanding": 0.90, "editing": 0.70, "form": 0.50,
+         "repeat": 0.95}
 
 
 def _f(x):
@@ -38,10 +39,12 @@ def figures(eval_path: str | None, log_path: str | None) -> str:
                          f"{last['s_per_step']:.3f} s/step; final losses gen {last.get('gen', 0):.4f}, "
                          f"edit {last.get('edit', 0):.4f}, und {last.get('und', 0):.4f}")
         if evs:
-            lines.append("\n| step | gen overall | understanding | editing |\n| ---: | ---: | ---: | ---: |")
+            lines.append("\n| step | gen overall | understanding | editing | kept | repeat |\n"
+                         "| ---: | ---: | ---: | ---: | ---: | ---: |")
             for e in evs:
                 g = (e.get("generation") or {}).get("overall")
-                lines.append(f"| {e['step']} | {_f(g)} | {_f(e.get('understanding'))} | {_f(e.get('editing'))} |")
+                lines.append(f"| {e['step']} | {_f(g)} | {_f(e.get('understanding'))} | {_f(e.get('editing'))} "
+                             f"| {_f(e.get('kept'))} | {_f(e.get('repeat'))} |")
         lines.append("")
     if eval_path:
         d = json.load(open(eval_path))
@@ -55,6 +58,12 @@ def figures(eval_path: str | None, log_path: str | None) -> str:
         lines.append(f"| **generation overall** | {_f(g.get('overall'))} | {FLOOR['overall']:.2f} |")
         lines.append(f"| **understanding** (exact match) | {_f(s.get('understanding'))} | {FLOOR['understanding']:.2f} |")
         lines.append(f"| **editing** | {_f(s.get('editing'))} | {FLOOR['editing']:.2f} |")
+        forms = s.get("editing_forms") or {}
+        for f in EDIT_FORMS:
+            lines.append(f"| editing / {f} | {_f(forms.get(f))} | {FLOOR['form']:.2f} |")
+        lines.append(f"| edits keep the objects they do not name (`kept`) | {_f(s.get('kept'))} | |")
+        lines.append(f"| \"Repeat this image.\" reproduces the source (`repeat`) | {_f(s.get('repeat'))} "
+                     f"| {FLOOR['repeat']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
