@@ -1,4 +1,4 @@
-"""Model configurations (spec section 2.1 for the released dims).
+"""Model configurations (docs/model.md section 2.1 for the released dims; "spec" below).
 
 One dataclass sizes every module, so the same code builds the released Skywork-UniPic-1.5B
 (`unipic-1.5b`) and the small reference model (`tiny`). Values not tied to a checkpoint shape
@@ -80,7 +80,7 @@ UNIPIC_1_5B = UniPicConfig(
     name="unipic-1.5b", vocab_size=151936, llm_hidden=1536, llm_layers=28, llm_heads=12,
     llm_kv_heads=2, llm_head_dim=128, llm_mlp=8960, rope_theta=1e6)
 
-# Small reference model (tiny-prototype.md section 1/7, adapted to 64x64 with a real conv KL VAE).
+# Small reference model (docs/model.md section 14, adapted to 64x64 with a real conv KL VAE).
 TINY = UniPicConfig(
     name="tiny", vocab_size=768, llm_hidden=256, llm_layers=4, llm_heads=4, llm_kv_heads=2,
     llm_head_dim=64, llm_mlp=768, rope_theta=1e4,

@@ -1,8 +1,8 @@
-"""Diffusion head: MAR's SimpleMLPAdaLN with learned-range variance (spec 3.5 "Diffusion-MLP internals").
+"""Diffusion head: MAR's SimpleMLPAdaLN with learned-range variance (docs/model.md 3.5 "Inside the diffusion MLP"; "spec" below).
 
 Keys follow `mar.diffloss.net.*`. The final LayerNorm has no parameters in the checkpoint; it is
 written with constant weight 1 / bias 0 buffers (non-persistent) so that torch 1.13 exports a
-valid opset-17 LayerNormalization (tiny-prototype.md pitfall 1).
+valid opset-17 LayerNormalization (docs/model.md section 15, pitfall 1).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""ONNX export (opset 17) + manifest.json + tokenizer.json + preview map (DESIGN.md section 2).
+"""ONNX export (opset 17) + manifest.json + tokenizer.json + preview map (the unipic-onnx/1 contract, models/README.md).
 
     cd models && /usr/bin/python3 -m toolkit.export --config tiny --random-seed 0 --out unipic-tiny
 
@@ -180,7 +180,7 @@ def synthetic_images(n, size, seed=0):
 @torch.no_grad()
 def fit_preview(model, size, n=16, seed=0) -> dict:
     """Least-squares rgb = tokens @ weight + bias (tokens = scaled latents, rgb in [-1,1] averaged over
-    each stride x stride patch), spec 7 option 1."""
+    each stride x stride patch), docs/model.md 7 option 1."""
     cfg = model.cfg
     imgs = synthetic_images(n, size, seed)
     px = torch.as_tensor(imgs).permute(0, 3, 1, 2).float() / 127.5 - 1

@@ -44,7 +44,7 @@ def dec(d: dict) -> np.ndarray:
 
 
 def mask_steps(L: int, N: int) -> list:
-    """Tokens predicted at each MAR step (spec 3.3 table)."""
+    """Tokens predicted at each MAR step (docs/model.md 3.3 table)."""
     out, masked = [], L
     for s in range(N):
         nxt = mask_len_after(s, N, L, masked)

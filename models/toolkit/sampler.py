@@ -1,4 +1,4 @@
-"""Reference sampler (spec sections 3, 4, 5), written against the role functions of model.UniPic so
+"""Reference sampler (docs/model.md sections 3, 4, 5; "spec" below), written against the role functions of model.UniPic so
 that it does exactly what the TypeScript engine does with the ONNX graphs.
 
 Every random draw goes through a `Draws` object and is recorded, so a run can be replayed without

@@ -1,4 +1,4 @@
-"""A synthetic Skywork-UniPic-1 checkpoint: the released file layout and key names (spec 9.2, 9.3)
+"""A synthetic Skywork-UniPic-1 checkpoint: the released file layout and key names (docs/model.md 9.2, 9.3)
 at reduced widths and depths, for testing the converter where the real weights are unavailable.
 
     cd models && /usr/bin/python3 -m toolkit.synthetic OUT_DIR

@@ -43,7 +43,7 @@ def scene_batch(seed: int, step: int, B: int, size: int) -> np.ndarray:
 
 
 def pixels(imgs, device):
-    """uint8 [B,H,W,3] (numpy or a tensor) -> [B,3,H,W] float in [-1,1] on device (spec 4.1: x/255*2-1)."""
+    """uint8 [B,H,W,3] (numpy or a tensor) -> [B,3,H,W] float in [-1,1] on device (docs/model.md 4.1: x/255*2-1)."""
     t = imgs if isinstance(imgs, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(imgs))
     x = t.to(device).permute(0, 3, 1, 2).float() / 255.0
     return 2 * x - 1

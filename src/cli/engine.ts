@@ -72,7 +72,7 @@ export async function runEngineCommand(command: "generate" | "edit" | "understan
     const size = numberOption(p, "resolution", true) ?? engine.model.manifest.defaultResolution;
     const bytes = new Uint8Array(await readFile(input));
     if (command === "edit") {
-      // Editing center-crops to a square (spec 4.1); understanding pads with grey 127 (spec 5).
+      // Editing center-crops to a square (docs/model.md 4.1); understanding pads with grey 127 (docs/model.md 5).
       const rgb = await decodeToRgb(bytes, { size, fit: "crop" });
       const out = stringOption(p, "out") ?? "out.png";
       const done = await drive(engine.edit(rgb, text, imageParamsFrom(p)), "edit");

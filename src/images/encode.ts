@@ -33,7 +33,7 @@ export interface DecodeOptions {
 
 const DEFAULT_QUALITY = 85;
 const DEFAULT_PAD: [number, number, number] = [127, 127, 127];
-/** Up to 256x256 output counts as a preview (stack.md timings: 4-5 ms at 256² with these settings). */
+/** Up to 256x256 output counts as a preview (docs/stack.md section 4: 4-5 ms at 256² with these settings). */
 const PREVIEW_MAX_PIXELS = 256 * 256;
 
 /**
@@ -67,7 +67,7 @@ export async function encodeRgb(
 /**
  * Encoder settings. Previews are small and sent many times per job, so they use the fastest
  * settings (PNG level 1, WebP effort 0): size barely matters at 64-256 px. Full images use PNG
- * adaptive filtering (a third of the default's size, stack.md gotcha 15) and WebP effort 2, which
+ * adaptive filtering (a third of the default's size, docs/stack.md gotcha 9) and WebP effort 2, which
  * is ~2x faster than the default 4 for ~10% more bytes on a 2-core box.
  */
 function encoder(pipeline: Sharp, format: ImageFormat, quality: number, preview: boolean): Sharp {

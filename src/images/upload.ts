@@ -121,7 +121,7 @@ function isPlainRgb(meta: Metadata): boolean {
 function encoderFor(pipeline: Sharp, format: ImageFormat, source: Uint8Array): Sharp {
   switch (format) {
     case "png":
-      // Adaptive filtering: about a third of the default's size at the same speed (stack.md gotcha 15).
+      // Adaptive filtering: about a third of the default's size at the same speed (docs/stack.md gotcha 9).
       return pipeline.png({ adaptiveFiltering: true });
     case "jpeg":
       return pipeline.jpeg({ quality: JPEG_QUALITY });

@@ -1,4 +1,4 @@
-// ShapesWorld (shared/docs/shapes-world.md): vocabulary, rasterisation, region and relation
+// ShapesWorld (docs/shapes-world.md): vocabulary, rasterisation, region and relation
 // words, and scene sampling. Mirrors models/toolkit/shapes.py; both must render identically
 // (golden PNGs in test/fixtures/shapes-golden pin every pixel in each language).
 import type { Rng } from "./rng.js";

@@ -1,4 +1,4 @@
-/** Pure numerics against the spec's anchors and the Python reference's tables. */
+/** Pure numerics against the anchors of docs/model.md ("spec" below) and the Python reference's tables. */
 import { describe, expect, it } from "vitest";
 import { ddpmStep, makeSchedule, roundHalfEven, spaceTimesteps } from "../../src/engine/diffusion.js";
 import { cfgScale, planIterations } from "../../src/engine/mar.js";

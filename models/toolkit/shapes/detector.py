@@ -1,4 +1,4 @@
-"""The ShapesWorld detector: an RGB image -> the objects in it (shared/docs/shapes-world.md).
+"""The ShapesWorld detector: an RGB image -> the objects in it (docs/shapes-world.md section 4).
 
 This is the judge of generated and edited images; src/shapes/ mirrors it in TypeScript.
 """

@@ -1,5 +1,5 @@
 """ShapesWorld itself: the vocabulary (shapes, palette, regions, relations), the renderer and the
-region / relation words (shared/docs/shapes-world.md sections 1 and 2).
+region / relation words (docs/shapes-world.md sections 1 and 2).
 
 Scenes are lists of plain dicts {"shape","color","cx","cy","s"} (fractions of the canvas side) so
 that they serialise to the JSONL case format unchanged.
@@ -15,7 +15,7 @@ import numpy as np
 
 
 # ---------------------------------------------------------------------------------------------
-# Vocabulary (spec section 1 and 2)
+# Vocabulary (docs/shapes-world.md sections 1 and 2)
 
 SHAPES = ("circle", "square", "triangle")
 PALETTE = {

@@ -1,4 +1,4 @@
-"""Converter on a synthetic checkpoint with the released key names and file layout (spec 9.2, 9.3)."""
+"""Converter on a synthetic checkpoint with the released key names and file layout (docs/model.md 9.2, 9.3)."""
 
 import json
 import os

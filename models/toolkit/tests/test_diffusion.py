@@ -1,4 +1,4 @@
-"""Schedule numerics against the spec's anchor values (spec 3.5, 3.3)."""
+"""Schedule numerics against the spec's anchor values (docs/model.md 3.5, 3.3; "spec" below)."""
 
 import math
 
