@@ -8,7 +8,7 @@ import { startAdminSocket, type AdminSocket } from "./api/admin.js";
 import { EngineRunner } from "./api/runner.js";
 import { startServer, type RunningServer } from "./api/server.js";
 import { EnginePool } from "./engine/pool.js";
-import type { EngineClient } from "./engine/remote.js";
+import type { EngineClient } from "./engine/types.js";
 import { createServices, type Services } from "./api/service.js";
 import { createStore, openDatabase, type Database, type Store } from "./store/index.js";
 

@@ -8,9 +8,7 @@
  */
 import { createHash } from "node:crypto";
 import { AppError, ErrorCode } from "../errors.js";
-import type { JobHandle } from "../engine/engine.js";
-import type { EngineClient } from "../engine/remote.js";
-import type { HistoryTurn, ImageParams, JobEvent, Preview } from "../engine/types.js";
+import type { EngineClient, HistoryTurn, ImageParams, JobEvent, JobHandle, Preview } from "../engine/types.js";
 import { decodeToRgb, encodePngSync, encodeRgb, toDataUrl } from "../images/index.js";
 import type { TurnRow } from "../store/index.js";
 import { publishTurnStatus, type PreviewPayload, type Services, type TurnRunner } from "./service.js";
@@ -133,15 +131,18 @@ export class EngineRunner implements TurnRunner {
     };
     const opts = { user: ownerId };
     const text = await this.userText(turn);
-    if (turn.kind === "generate") return { handle: this.engine.submitGenerate(text, partial, opts), sourceId: null };
+    if (turn.kind === "generate") return { handle: this.engine.submit({ kind: "generate", prompt: text, params: partial }, opts), sourceId: null };
     const size = partial.resolution ?? this.engine.manifest.defaultResolution;
     const source = await this.inputImage(turn, ownerId);
     if (turn.kind === "edit") {
       const rgb = await decodeToRgb(source.bytes, { size, fit: "crop" });
-      return { handle: this.engine.submitEdit({ rgb: rgb.rgb, width: rgb.width, height: rgb.height }, text, partial, opts), sourceId: source.id };
+      const image = { rgb: rgb.rgb, width: rgb.width, height: rgb.height };
+      return { handle: this.engine.submit({ kind: "edit", image, instruction: text, params: partial }, opts), sourceId: source.id };
     }
     const rgb = await decodeToRgb(source.bytes, { size, fit: "pad", padColor: [127, 127, 127] });
-    const handle = this.engine.submitUnderstand({ rgb: rgb.rgb, width: rgb.width, height: rgb.height }, text, await this.history(turn), { maxTokens: p.maxTokens as number | undefined, resolution: size }, opts);
+    const image = { rgb: rgb.rgb, width: rgb.width, height: rgb.height };
+    const request = { kind: "understand" as const, image, question: text, history: await this.history(turn), params: { maxTokens: p.maxTokens as number | undefined, resolution: size } };
+    const handle = this.engine.submit(request, opts);
     return { handle, sourceId: source.id };
   }
 

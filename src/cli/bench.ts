@@ -21,8 +21,9 @@ import { Task } from "../api/types/enums.js";
 import { startApp } from "../app.js";
 import { engineOptions, loadConfig, type Config } from "../config.js";
 import type { Engine } from "../engine/engine.js";
+import { resolveImageParams } from "../engine/params.js";
 import { EnginePool } from "../engine/pool.js";
-import type { ImageParams, JobEvent } from "../engine/types.js";
+import type { EngineClient, ImageParams, JobEvent } from "../engine/types.js";
 import { loadEngine } from "./engine.js";
 import { parseArgs } from "./options.js";
 
@@ -35,6 +36,11 @@ const percentile = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 const round = (x: number): number => Math.round(x * 100) / 100;
+
+/** A generation's events on any engine client. */
+function generate(engine: EngineClient, prompt: string, params: Partial<ImageParams>): AsyncGenerator<JobEvent, void, undefined> {
+  return engine.submit({ kind: "generate", prompt, params }).events;
+}
 
 async function timeJob(events: AsyncGenerator<JobEvent, void, undefined>): Promise<{ ms: number; firstPreviewMs: number | null }> {
   const t0 = performance.now();
@@ -64,10 +70,10 @@ async function poolMetrics(config: Config, runs: number, params: Partial<ImagePa
   const workers = Math.max(2, config.engineWorkers);
   const pool = await EnginePool.load(engineOptions(config), workers);
   try {
-    const generate = (seed: number) => pool.submitGenerate("a red circle", { ...params, seed, preview: "none" }).events;
-    await timeJob(generate(0)); // warm-up: each worker's first run
-    await Promise.all([timeJob(generate(0)), timeJob(generate(1))]);
-    emit({ metric: "pool_batch_speedup", ...(await batchSpeedup(generate, runs)), workers, cores: os.availableParallelism() });
+    const run = (seed: number) => generate(pool, "a red circle", { ...params, seed, preview: "none" });
+    await timeJob(run(0)); // warm-up: each worker's first run
+    await Promise.all([timeJob(run(0)), timeJob(run(1))]);
+    emit({ metric: "pool_batch_speedup", ...(await batchSpeedup(run, runs)), workers, cores: os.availableParallelism() });
   } finally {
     await pool.close();
   }
@@ -75,21 +81,21 @@ async function poolMetrics(config: Config, runs: number, params: Partial<ImagePa
 
 async function engineMetrics(engine: Engine, runs: number, params: Partial<ImageParams>, emit: (m: Record<string, unknown>) => void): Promise<number> {
   const prompt = "a red circle";
-  await timeJob(engine.generate(prompt, { ...params, seed: 0, preview: "none" })); // warm-up
+  await timeJob(generate(engine, prompt, { ...params, seed: 0, preview: "none" })); // warm-up
   engine.stepMs.length = 0;
   const plain: number[] = [];
   const withPreview: number[] = [];
   const firstPreview: number[] = [];
   // Interleaved, so slow phases of a noisy machine hit both sides alike.
   for (let i = 0; i < runs; i++) {
-    plain.push((await timeJob(engine.generate(prompt, { ...params, seed: i, preview: "none" }))).ms);
-    const p = await timeJob(engine.generate(prompt, { ...params, seed: i, preview: "linear" }));
+    plain.push((await timeJob(generate(engine, prompt, { ...params, seed: i, preview: "none" }))).ms);
+    const p = await timeJob(generate(engine, prompt, { ...params, seed: i, preview: "linear" }));
     withPreview.push(p.ms);
     if (p.firstPreviewMs !== null) firstPreview.push(p.firstPreviewMs);
   }
   const steps = [...engine.stepMs];
   const generateMs = median(plain);
-  const resolved = engine.imageParams({ ...params, seed: 0 }, "generate");
+  const resolved = resolveImageParams(engine.manifest, { ...params, seed: 0 }, "generate");
   const shape = { steps: resolved.steps, diffusionSteps: resolved.diffusionSteps, cfg: resolved.cfg, resolution: resolved.resolution };
   emit({ metric: "generate_ms", value: round(generateMs), runs, ...shape });
   emit({ metric: "preview_overhead", value: round(median(withPreview) / generateMs), runs });
@@ -97,7 +103,7 @@ async function engineMetrics(engine: Engine, runs: number, params: Partial<Image
   emit({ metric: "step_ms_p99", value: round(percentile(steps, 99)), steps: steps.length });
   emit({ metric: "first_preview_ms", value: round(median(firstPreview)), runs });
 
-  const batch = await batchSpeedup((seed) => engine.generate(prompt, { ...params, seed, preview: "none" }), runs);
+  const batch = await batchSpeedup((seed) => generate(engine, prompt, { ...params, seed, preview: "none" }), runs);
   emit({ metric: "batch_speedup", ...batch });
   return generateMs;
 }
@@ -112,7 +118,7 @@ function torchReference(engine: Engine, params: Partial<ImageParams>, runs: numb
   const checkpoint = /\bmodels\/(checkpoints\/\S+\.pt)\b/.exec(source);
   const weights = seed !== null ? ["--random-seed", seed[1]!] : checkpoint !== null && existsSync(path.join(models, checkpoint[1]!)) ? ["--weights", checkpoint[1]!] : null;
   if (!existsSync(python) || weights === null) return null;
-  const p = engine.imageParams({ ...params, seed: 0 }, "generate");
+  const p = resolveImageParams(engine.manifest, { ...params, seed: 0 }, "generate");
   const r = spawnSync(python, ["-m", "toolkit.bench", "--steps", String(p.steps), "--cfg", String(p.cfg), "--cfg-schedule", p.cfgSchedule, "--temperature", String(p.temperature), "--diffusion-steps", String(p.diffusionSteps), "--runs", String(runs), ...weights], {
     cwd: models,
     env: { ...process.env, OPENBLAS_NUM_THREADS: "1" },

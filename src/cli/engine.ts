@@ -62,7 +62,7 @@ export async function runEngineCommand(command: "generate" | "edit" | "understan
     if (command === "generate") {
       const prompt = required(p, 0, "PROMPT");
       const out = stringOption(p, "out") ?? "out.png";
-      const done = await drive(engine.generate(prompt, imageParamsFrom(p)), "generate");
+      const done = await drive(engine.submit({ kind: "generate", prompt, params: imageParamsFrom(p) }).events, "generate");
       await writePng(out, done.image!);
       console.log(`${out} (seed ${(done.params as ImageParams).seed})`);
       return 0;
@@ -75,13 +75,14 @@ export async function runEngineCommand(command: "generate" | "edit" | "understan
       // Editing center-crops to a square (docs/model.md 4.1); understanding pads with grey 127 (docs/model.md 5).
       const rgb = await decodeToRgb(bytes, { size, fit: "crop" });
       const out = stringOption(p, "out") ?? "out.png";
-      const done = await drive(engine.edit(rgb, text, imageParamsFrom(p)), "edit");
+      const done = await drive(engine.submit({ kind: "edit", image: rgb, instruction: text, params: imageParamsFrom(p) }).events, "edit");
       await writePng(out, done.image!);
       console.log(`${out} (seed ${(done.params as ImageParams).seed})`);
       return 0;
     }
     const rgb = await decodeToRgb(bytes, { size, fit: "pad", padColor: [127, 127, 127] });
-    const done = await drive(engine.understand(rgb, text, [], { maxTokens: numberOption(p, "max-tokens", true), resolution: size }), "understand");
+    const params = { maxTokens: numberOption(p, "max-tokens", true), resolution: size };
+    const done = await drive(engine.submit({ kind: "understand", image: rgb, question: text, history: [], params }).events, "understand");
     console.log(done.text);
     return 0;
   } finally {

@@ -9,7 +9,7 @@ import path from "node:path";
 import type { Config } from "../config.js";
 import { AppError } from "../errors.js";
 import type { Engine } from "../engine/engine.js";
-import type { ImageParams, JobEvent, RgbTensor } from "../engine/types.js";
+import type { ImageParams, JobEvent, JobRequest, RgbTensor } from "../engine/types.js";
 import { encodeRgb } from "../images/index.js";
 import { generateCases, parseCases, type Case } from "../shapes/cases.js";
 import { detect } from "../shapes/detect.js";
@@ -19,8 +19,9 @@ import { imageParamsFrom, loadEngine } from "./engine.js";
 import { numberOption, parseArgs, stringOption, type Parsed } from "./options.js";
 import { Progress } from "./progress.js";
 
-async function final(events: AsyncGenerator<JobEvent, void, undefined>): Promise<Extract<JobEvent, { type: "done" }>> {
-  for await (const e of events) if (e.type === "done") return e;
+/** The done event of one job run to the end. */
+async function final(engine: Engine, request: JobRequest): Promise<Extract<JobEvent, { type: "done" }>> {
+  for await (const e of engine.submit(request).events) if (e.type === "done") return e;
   throw new Error("the job ended without a result");
 }
 
@@ -32,15 +33,15 @@ async function runCase(engine: Engine, c: Case, seeds: number[], params: Partial
   const size = params.resolution ?? engine.model.manifest.defaultResolution;
   const judge = (image: RgbTensor): ReturnType<typeof detect> => detect(image.rgb, image.width);
   if (c.task === "generate") {
-    const images = await Promise.all(seeds.map((seed) => final(engine.generate(c.prompt, { ...params, seed }))));
+    const images = await Promise.all(seeds.map((seed) => final(engine, { kind: "generate", prompt: c.prompt, params: { ...params, seed } })));
     return { scores: images.map((d) => scoreCase(c, judge(d.image!))) };
   }
   const scene: RgbTensor = { rgb: render(c.scene, size), width: size, height: size };
   if (c.task === "understand") {
-    const d = await final(engine.understand(scene, c.question, [], { resolution: size }));
+    const d = await final(engine, { kind: "understand", image: scene, question: c.question, history: [], params: { resolution: size } });
     return { scores: [scoreCase(c, d.text ?? "")] };
   }
-  const d = await final(engine.edit(scene, c.instruction, { ...params, seed: seeds[0] }));
+  const d = await final(engine, { kind: "edit", image: scene, instruction: c.instruction, params: { ...params, seed: seeds[0] } });
   const detected = judge(d.image!);
   return { scores: [scoreCase(c, detected)], kept: scoreKept(c, detected) };
 }
@@ -82,7 +83,7 @@ async function geneval(engine: Engine, p: Parsed): Promise<number> {
     await mkdir(path.join(dir, "samples"), { recursive: true });
     await writeFile(path.join(dir, "metadata.jsonl"), `${line.trim()}\n`);
     for (let k = 0; k < perPrompt; k++) {
-      const d = await final(engine.generate(meta.prompt, { ...imageParamsFrom(p), seed: k }));
+      const d = await final(engine, { kind: "generate", prompt: meta.prompt, params: { ...imageParamsFrom(p), seed: k } });
       await writeFile(path.join(dir, "samples", `${String(k).padStart(4, "0")}.png`), await encodeRgb(d.image!.rgb, d.image!.width, d.image!.height, "png"));
     }
     bar.update(i + 1, lines.length);

@@ -11,28 +11,19 @@ import { runIteration } from "./batch.js";
 import { Channel } from "./channel.js";
 import { ImageJob } from "./image-job.js";
 import type { Manifest } from "./manifest.js";
-import { Model, type ModelOptions } from "./model.js";
+import { Model } from "./model.js";
+import { resolveRequest, type ResolvedRequest } from "./params.js";
 import { JobQueue, type Queued } from "./queue.js";
-import { seededDraws, type DrawSource } from "./rng.js";
-import type { HistoryTurn, ImageParams, JobEvent, RgbTensor, SubmitOptions, UnderstandParams } from "./types.js";
+import { seededDraws } from "./rng.js";
+import type { EngineClient, EngineOptions, ImageParams, JobEvent, JobHandle, JobRequest, SubmitOptions } from "./types.js";
 import { UnderstandJob } from "./understand-job.js";
-import { type ImageTask, resolveImageParams, resolveUnderstandParams } from "./params.js";
-
-export interface EngineOptions extends ModelOptions {
-  modelDir: string;
-  /** Jobs waiting at most (QUEUE_FULL beyond). */
-  maxQueue: number;
-  /** Jobs decoded together at most. */
-  maxBatch: number;
-}
 
 type Work = ImageJob | UnderstandJob;
 
 interface Job extends Queued {
   channel: Channel<JobEvent>;
-  prepare: () => Promise<Work>;
+  request: ResolvedRequest;
   work: Work | null;
-  params: ImageParams | UnderstandParams;
   /** Finished, failed or cancelled: no more events. */
   ended: boolean;
   startedAt: number;
@@ -40,14 +31,7 @@ interface Job extends Queued {
   previewing: boolean;
 }
 
-export interface JobHandle {
-  id: string;
-  /** Events until `done`; throws the job's AppError (CANCELLED, JOB_FAILED, ENGINE_DEAD). */
-  events: AsyncGenerator<JobEvent, void, undefined>;
-  cancel(): void;
-}
-
-export class Engine {
+export class Engine implements EngineClient {
   private readonly queue: JobQueue<Job>;
   private readonly running: Job[] = [];
   private readonly jobs = new Map<string, Job>();
@@ -75,42 +59,6 @@ export class Engine {
     return this.model.manifest;
   }
 
-  imageParams(partial: Partial<ImageParams>, task: ImageTask): ImageParams {
-    return resolveImageParams(this.model.manifest, partial, task);
-  }
-
-  understandParams(partial: Partial<UnderstandParams>): UnderstandParams {
-    return resolveUnderstandParams(this.model.manifest, partial);
-  }
-
-  submitGenerate(prompt: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}, draws?: DrawSource): JobHandle {
-    const params = this.imageParams(partial, "generate");
-    return this.submit(params, opts, () => ImageJob.generate(this.model, prompt, params, draws ?? seededDraws(params.seed)));
-  }
-
-  submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}, draws?: DrawSource): JobHandle {
-    const params = this.imageParams(partial, "edit");
-    return this.submit(params, opts, () => ImageJob.edit(this.model, image, instruction, params, draws ?? seededDraws(params.seed)));
-  }
-
-  submitUnderstand(image: RgbTensor, question: string, history: HistoryTurn[], partial: Partial<UnderstandParams>, opts: SubmitOptions = {}): JobHandle {
-    const params = this.understandParams(partial);
-    return this.submit(params, opts, () => UnderstandJob.create(this.model, image, question, history, params));
-  }
-
-  /** Task generators (DESIGN.md section 3): events until done; return() cancels. */
-  generate(prompt: string, params: Partial<ImageParams> = {}, opts?: SubmitOptions): AsyncGenerator<JobEvent, void, undefined> {
-    return this.submitGenerate(prompt, params, opts).events;
-  }
-
-  edit(image: RgbTensor, instruction: string, params: Partial<ImageParams> = {}, opts?: SubmitOptions): AsyncGenerator<JobEvent, void, undefined> {
-    return this.submitEdit(image, instruction, params, opts).events;
-  }
-
-  understand(image: RgbTensor, question: string, history: HistoryTurn[] = [], params: Partial<UnderstandParams> = {}, opts?: SubmitOptions): AsyncGenerator<JobEvent, void, undefined> {
-    return this.submitUnderstand(image, question, history, params, opts).events;
-  }
-
   /** Position of a waiting job (0 = next), or null when it is not waiting. */
   queuePosition(id: string): number | null {
     return this.queue.positions().get(id) ?? null;
@@ -130,18 +78,18 @@ export class Engine {
     await this.model.release();
   }
 
-  private submit(params: ImageParams | UnderstandParams, opts: SubmitOptions, prepare: () => Promise<Work>): JobHandle {
+  submit(request: JobRequest, opts: SubmitOptions = {}): JobHandle {
     if (this.dead !== null) throw this.dead;
     if (this.closed) throw new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down");
+    const resolved = resolveRequest(this.model.manifest, request); // BAD_INPUT at once
     const id = randomUUID();
     const job: Job = {
       id,
       priority: opts.priority ?? 0,
       user: opts.user ?? "",
       channel: new Channel<JobEvent>(),
-      prepare,
+      request: resolved,
       work: null,
-      params,
       ended: false,
       startedAt: 0,
       previewing: false,
@@ -153,6 +101,18 @@ export class Engine {
     this.loop ??= this.run().finally(() => (this.loop = null));
     const events = job.channel.drain(() => this.cancel(id));
     return { id, events, cancel: () => this.cancel(id) };
+  }
+
+  /** The job's state machine: prompt prefill and, for edits and questions, the image's encoding. */
+  private prepare(r: ResolvedRequest): Promise<Work> {
+    switch (r.kind) {
+      case "generate":
+        return ImageJob.generate(this.model, r.prompt, r.params, seededDraws(r.params.seed));
+      case "edit":
+        return ImageJob.edit(this.model, r.image, r.instruction, r.params, seededDraws(r.params.seed));
+      case "understand":
+        return UnderstandJob.create(this.model, r.image, r.question, r.history, r.params);
+    }
   }
 
   private publishPositions(): void {
@@ -196,7 +156,7 @@ export class Engine {
       job.startedAt = performance.now();
       job.channel.push({ type: "started" });
       try {
-        job.work = await job.prepare();
+        job.work = await this.prepare(job.request);
         if (!job.ended) this.running.push(job);
       } catch (error) {
         await this.fail([job], error);
@@ -228,7 +188,7 @@ export class Engine {
         const delta = await job.work.next();
         if (delta !== null && delta !== "") job.channel.push({ type: "token", delta, text: job.work.text });
         if (job.work.done) {
-          job.channel.push({ type: "done", image: null, text: job.work.text, latents: null, params: job.params });
+          job.channel.push({ type: "done", image: null, text: job.work.text, latents: null, params: job.request.params });
           this.completed(job);
         }
       } catch (error) {
@@ -239,7 +199,7 @@ export class Engine {
 
   private async afterStep(job: Job & { work: ImageJob }): Promise<void> {
     const work = job.work;
-    const params = job.params as ImageParams;
+    const params = job.request.params as ImageParams;
     const total = work.plan.length;
     let preview = null;
     if (params.preview === "linear") preview = { ...work.linearPreview(), step: work.step, kind: "linear" as const };

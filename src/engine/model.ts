@@ -7,8 +7,9 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { AppError, ErrorCode } from "../errors.js";
 import { loadManifest, ROLES, type Manifest, type ResolutionSpec, type Role, type TableRef } from "./manifest.js";
-import { f32, i64, loadGraph, probeProvider, type Graph, type Provider, type Tensor } from "./onnx.js";
+import { f32, i64, loadGraph, probeProvider, type Graph, type Tensor } from "./onnx.js";
 import { loadTokenizer, type ChatTokenizer } from "./tokenizer.js";
+import type { EngineOptions, Provider } from "./types.js";
 
 export interface Resolution {
   spec: ResolutionSpec;
@@ -43,11 +44,7 @@ export interface LlmOutput {
   present: KvCache; // [R, kvHeads, P + T, headDim]
 }
 
-export interface ModelOptions {
-  provider: Provider;
-  threads: number;
-  log?: (line: string) => void;
-}
+export type ModelOptions = Pick<EngineOptions, "provider" | "threads" | "log">;
 
 export class Model {
   private constructor(

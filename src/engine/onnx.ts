@@ -5,6 +5,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { AppError, ErrorCode } from "../errors.js";
+import type { Provider } from "./types.js";
 
 export type TensorData = Float32Array | BigInt64Array;
 
@@ -27,7 +28,6 @@ export interface Graph {
   release(): Promise<void>;
 }
 
-export type Provider = "cpu" | "webgpu";
 
 export interface SessionOptions {
   provider: Provider;

@@ -4,7 +4,7 @@
  */
 import { AppError } from "../errors.js";
 import type { Manifest, ResolutionSpec, SamplingDefaults } from "./manifest.js";
-import type { ImageParams, UnderstandParams } from "./types.js";
+import type { ImageParams, JobRequest, UnderstandParams } from "./types.js";
 
 function int(field: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) throw AppError.badInput(`params.${field}`, `an integer in [${min}, ${max}]`, value);
@@ -24,7 +24,7 @@ export function resolutionSpec(m: Manifest, size: number): ResolutionSpec {
 }
 
 /** Which image task the parameters are for: edits take the manifest's edit overrides. */
-export type ImageTask = "generate" | "edit";
+export type ImageTask = Exclude<JobRequest["kind"], "understand">;
 
 /** The defaults a task starts from: sampling_defaults, with edit_sampling_defaults over it for edits. */
 export function taskDefaults(m: Manifest, task: ImageTask): SamplingDefaults {
@@ -58,4 +58,13 @@ export function resolveUnderstandParams(m: Manifest, p: Partial<UnderstandParams
   const resolution = p.resolution ?? m.defaultResolution;
   resolutionSpec(m, resolution);
   return { maxTokens: int("maxTokens", p.maxTokens ?? m.maxNewTokens, 1, 4096), resolution };
+}
+
+/** A request whose parameters are all set and checked: image jobs carry ImageParams, understanding UnderstandParams. */
+export type ResolvedRequest = JobRequest extends infer R ? (R extends { kind: "understand" } ? R & { params: UnderstandParams } : R & { params: ImageParams }) : never;
+
+/** Resolves a request's parameters for its kind (edits with the edit defaults); BAD_INPUT naming the field. */
+export function resolveRequest(m: Manifest, request: JobRequest): ResolvedRequest {
+  if (request.kind === "understand") return { ...request, params: resolveUnderstandParams(m, request.params) };
+  return { ...request, params: resolveImageParams(m, request.params, request.kind) };
 }

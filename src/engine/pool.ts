@@ -1,25 +1,25 @@
 /**
- * Several engine workers behind one EngineClient, for machines with more cores than one worker
- * uses (ENGINE_WORKERS). One admission queue here (bounded, priority, per-user round robin, the
- * same JobQueue as the engine), so positions, QUEUE_FULL and fairness are global; a job leaves it
- * for the least busy worker with a free batch slot and runs there like any other job. Jobs never
- * share arithmetic across rows (batch.ts), so which worker runs a job does not change its bytes.
- * A worker that dies fails its own jobs with ENGINE_DEAD and the pool turns not ready.
+ * The engine as the server uses it: ENGINE_WORKERS engine threads (one is a pool of one) behind
+ * one EngineClient. The one admission queue is here (bounded, priority, per-user round robin, the
+ * same JobQueue as the engine), so positions, QUEUE_FULL and fairness live in one place whatever
+ * the number of workers; a job leaves it for the least busy worker with a free batch slot and
+ * runs there like any other job. Jobs never share arithmetic across rows (batch.ts), so which
+ * worker runs a job does not change its bytes. A worker that dies fails its own jobs with
+ * ENGINE_DEAD and the pool turns not ready.
  */
 import { randomUUID } from "node:crypto";
 import { AppError, ErrorCode } from "../errors.js";
 import { Channel } from "./channel.js";
-import type { EngineOptions, JobHandle } from "./engine.js";
 import type { Manifest } from "./manifest.js";
-import { resolveImageParams, resolveUnderstandParams } from "./params.js";
+import { resolveRequest, type ResolvedRequest } from "./params.js";
 import { JobQueue, type Queued } from "./queue.js";
-import { RemoteEngine, type EngineClient } from "./remote.js";
-import type { HistoryTurn, ImageParams, JobEvent, RgbTensor, SubmitOptions, UnderstandParams } from "./types.js";
+import { RemoteEngine } from "./remote.js";
+import type { EngineClient, EngineOptions, JobEvent, JobHandle, JobRequest, SubmitOptions } from "./types.js";
 
 interface PoolJob extends Queued {
   channel: Channel<JobEvent>;
-  /** Submits the job to a worker (parameters were resolved and checked at submit). */
-  start: (engine: EngineClient) => JobHandle;
+  /** Parameters resolved and checked at submit, so a bad one fails before it waits. */
+  request: ResolvedRequest;
   handle: JobHandle | null;
   ended: boolean;
 }
@@ -44,12 +44,11 @@ export class EnginePool implements EngineClient {
     this.queue = new JobQueue(maxQueue);
   }
 
-  /** `workers` engine threads, each loading the model; one worker is just a RemoteEngine. */
-  static async load(options: EngineOptions, workers: number): Promise<EngineClient> {
-    if (workers <= 1) return RemoteEngine.load(options);
+  /** `workers` engine threads (at least one), each loading the model. */
+  static async load(options: EngineOptions, workers: number): Promise<EnginePool> {
     // The pool holds the waiting jobs; a worker is never sent more than maxBatch at once.
     const each = { ...options, maxQueue: options.maxBatch };
-    const engines = await Promise.all(Array.from({ length: workers }, () => RemoteEngine.load(each)));
+    const engines = await Promise.all(Array.from({ length: Math.max(1, workers) }, () => RemoteEngine.load(each)));
     return new EnginePool(engines.map((engine) => ({ engine, active: 0 })), options.maxBatch, options.maxQueue);
   }
 
@@ -61,19 +60,18 @@ export class EnginePool implements EngineClient {
     return !this.closing && this.members.every((m) => m.engine.ready);
   }
 
-  submitGenerate(prompt: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
-    const params = resolveImageParams(this.manifest, partial, "generate");
-    return this.submit(opts, (e) => e.submitGenerate(prompt, params, { ...opts, signal: undefined }));
-  }
-
-  submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
-    const params = resolveImageParams(this.manifest, partial, "edit");
-    return this.submit(opts, (e) => e.submitEdit(image, instruction, params, { ...opts, signal: undefined }));
-  }
-
-  submitUnderstand(image: RgbTensor, question: string, history: HistoryTurn[], partial: Partial<UnderstandParams>, opts: SubmitOptions = {}): JobHandle {
-    const params = resolveUnderstandParams(this.manifest, partial);
-    return this.submit(opts, (e) => e.submitUnderstand(image, question, history, params, { ...opts, signal: undefined }));
+  submit(request: JobRequest, opts: SubmitOptions = {}): JobHandle {
+    if (this.closing) throw new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down");
+    if (!this.ready) throw new AppError(ErrorCode.ENGINE_DEAD, "the inference engine stopped working: a worker is down");
+    const resolved = resolveRequest(this.manifest, request);
+    const id = randomUUID();
+    const job: PoolJob = { id, priority: opts.priority ?? 0, user: opts.user ?? "", channel: new Channel<JobEvent>(), request: resolved, handle: null, ended: false };
+    this.queue.push(job); // QUEUE_FULL at once
+    this.jobs.set(id, job);
+    opts.signal?.addEventListener("abort", () => this.cancel(id), { once: true });
+    this.dispatch();
+    this.publishPositions();
+    return { id, events: job.channel.drain(() => this.cancel(id)), cancel: () => this.cancel(id) };
   }
 
   queuePosition(id: string): number | null {
@@ -94,19 +92,6 @@ export class EnginePool implements EngineClient {
     await Promise.all(this.members.map((m) => m.engine.close()));
   }
 
-  private submit(opts: SubmitOptions, start: PoolJob["start"]): JobHandle {
-    if (this.closing) throw new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down");
-    if (!this.ready) throw new AppError(ErrorCode.ENGINE_DEAD, "the inference engine stopped working: a worker is down");
-    const id = randomUUID();
-    const job: PoolJob = { id, priority: opts.priority ?? 0, user: opts.user ?? "", channel: new Channel<JobEvent>(), start, handle: null, ended: false };
-    this.queue.push(job); // QUEUE_FULL at once
-    this.jobs.set(id, job);
-    opts.signal?.addEventListener("abort", () => this.cancel(id), { once: true });
-    this.dispatch();
-    this.publishPositions();
-    return { id, events: job.channel.drain(() => this.cancel(id)), cancel: () => this.cancel(id) };
-  }
-
   /** Moves waiting jobs to workers with free batch slots, least busy first. */
   private dispatch(): void {
     for (;;) {
@@ -122,7 +107,7 @@ export class EnginePool implements EngineClient {
     const t0 = performance.now();
     let error: AppError | null = null;
     try {
-      job.handle = job.start(member.engine);
+      job.handle = member.engine.submit(job.request, { priority: job.priority, user: job.user });
       for await (const event of job.handle.events) {
         if (event.type !== "queued") job.channel.push(event); // positions are the pool's
       }

@@ -1,14 +1,8 @@
 /** Messages between the main thread (remote.ts) and the engine's worker thread (worker.ts). */
-import type { EngineOptions } from "./engine.js";
-import type { HistoryTurn, ImageParams, JobEvent, RgbTensor, UnderstandParams } from "./types.js";
-
-export type SubmitRequest =
-  | { kind: "generate"; prompt: string; params: Partial<ImageParams> }
-  | { kind: "edit"; image: RgbTensor; instruction: string; params: Partial<ImageParams> }
-  | { kind: "understand"; image: RgbTensor; question: string; history: HistoryTurn[]; params: Partial<UnderstandParams> };
+import type { EngineOptions, JobEvent, JobRequest } from "./types.js";
 
 export type ToWorker =
-  | { op: "submit"; job: string; request: SubmitRequest; priority: number; user: string }
+  | { op: "submit"; job: string; request: JobRequest; priority: number; user: string }
   | { op: "cancel"; job: string }
   | { op: "close" };
 

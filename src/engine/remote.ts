@@ -1,30 +1,17 @@
 /**
- * The engine as the server uses it: in a worker thread (worker.ts), so model steps never block
- * the event loop that serves HTTP, WebSockets and previews. The same submit/cancel/queue surface
- * as Engine; parameters and queue capacity are checked here, so bad input and QUEUE_FULL still
- * fail at once.
+ * One engine in a worker thread (worker.ts), so model steps never block the event loop that
+ * serves HTTP, WebSockets and previews; the server reaches it through the pool (pool.ts). The
+ * same EngineClient surface as Engine: parameters and queue capacity are checked here, so bad
+ * input and QUEUE_FULL still fail at once.
  */
 import { randomUUID } from "node:crypto";
 import { Worker } from "node:worker_threads";
 import { AppError, ErrorCode } from "../errors.js";
 import { Channel } from "./channel.js";
-import type { EngineOptions, JobHandle } from "./engine.js";
 import { loadManifest, type Manifest } from "./manifest.js";
-import { resolveImageParams, resolveUnderstandParams } from "./params.js";
-import type { FromWorker, SubmitRequest, ToWorker, WorkerData } from "./protocol.js";
-import type { HistoryTurn, ImageParams, JobEvent, RgbTensor, SubmitOptions, UnderstandParams } from "./types.js";
-
-/** What the server needs of an engine; Engine (in-process) and RemoteEngine both provide it. */
-export interface EngineClient {
-  readonly manifest: Manifest;
-  readonly ready: boolean;
-  submitGenerate(prompt: string, partial: Partial<ImageParams>, opts?: SubmitOptions): JobHandle;
-  submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts?: SubmitOptions): JobHandle;
-  submitUnderstand(image: RgbTensor, question: string, history: HistoryTurn[], partial: Partial<UnderstandParams>, opts?: SubmitOptions): JobHandle;
-  queuePosition(id: string): number | null;
-  cancel(id: string): boolean;
-  close(): Promise<void>;
-}
+import { resolveRequest } from "./params.js";
+import type { FromWorker, ToWorker, WorkerData } from "./protocol.js";
+import type { EngineClient, EngineOptions, JobEvent, JobHandle, JobRequest, SubmitOptions } from "./types.js";
 
 interface RemoteJob {
   channel: Channel<JobEvent>;
@@ -75,16 +62,20 @@ export class RemoteEngine implements EngineClient {
     return this.dead === null && this.closing === null;
   }
 
-  submitGenerate(prompt: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
-    return this.submit({ kind: "generate", prompt, params: resolveImageParams(this.manifest, partial, "generate") }, opts);
-  }
-
-  submitEdit(image: RgbTensor, instruction: string, partial: Partial<ImageParams>, opts: SubmitOptions = {}): JobHandle {
-    return this.submit({ kind: "edit", image, instruction, params: resolveImageParams(this.manifest, partial, "edit") }, opts);
-  }
-
-  submitUnderstand(image: RgbTensor, question: string, history: HistoryTurn[], partial: Partial<UnderstandParams>, opts: SubmitOptions = {}): JobHandle {
-    return this.submit({ kind: "understand", image, question, history, params: resolveUnderstandParams(this.manifest, partial) }, opts);
+  submit(request: JobRequest, opts: SubmitOptions = {}): JobHandle {
+    if (this.dead !== null) throw this.dead;
+    if (this.closing !== null) throw new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down");
+    const resolved = resolveRequest(this.manifest, request); // BAD_INPUT here, not from the thread
+    const waiting = [...this.jobs.values()].filter((j) => !j.started).length;
+    if (waiting >= this.maxQueue) {
+      throw new AppError(ErrorCode.QUEUE_FULL, `the queue is full (${this.maxQueue} jobs waiting); try again shortly`, { field: "queue", expected: `fewer than ${this.maxQueue} waiting jobs`, got: `${waiting}` });
+    }
+    const id = randomUUID();
+    const job: RemoteJob = { channel: new Channel<JobEvent>(), position: waiting, started: false };
+    this.jobs.set(id, job);
+    this.post({ op: "submit", job: id, request: resolved, priority: opts.priority ?? 0, user: opts.user ?? "" });
+    opts.signal?.addEventListener("abort", () => this.cancel(id), { once: true });
+    return { id, events: job.channel.drain(() => this.cancel(id)), cancel: () => this.cancel(id) };
   }
 
   queuePosition(id: string): number | null {
@@ -112,21 +103,6 @@ export class RemoteEngine implements EngineClient {
 
   private post(message: ToWorker): void {
     this.worker.postMessage(message);
-  }
-
-  private submit(request: SubmitRequest, opts: SubmitOptions): JobHandle {
-    if (this.dead !== null) throw this.dead;
-    if (this.closing !== null) throw new AppError(ErrorCode.UNAVAILABLE, "the engine is shutting down");
-    const waiting = [...this.jobs.values()].filter((j) => !j.started).length;
-    if (waiting >= this.maxQueue) {
-      throw new AppError(ErrorCode.QUEUE_FULL, `the queue is full (${this.maxQueue} jobs waiting); try again shortly`, { field: "queue", expected: `fewer than ${this.maxQueue} waiting jobs`, got: `${waiting}` });
-    }
-    const id = randomUUID();
-    const job: RemoteJob = { channel: new Channel<JobEvent>(), position: waiting, started: false };
-    this.jobs.set(id, job);
-    this.post({ op: "submit", job: id, request, priority: opts.priority ?? 0, user: opts.user ?? "" });
-    opts.signal?.addEventListener("abort", () => this.cancel(id), { once: true });
-    return { id, events: job.channel.drain(() => this.cancel(id)), cancel: () => this.cancel(id) };
   }
 
   private receive(message: FromWorker): void {

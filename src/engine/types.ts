@@ -1,4 +1,9 @@
-/** Public types of the engine: job parameters in, events out. No GraphQL, SQL or image files. */
+/**
+ * Public types of the engine: requests and parameters in, events out, and the client surface the
+ * server programs against (EngineClient). No GraphQL, SQL or image files, and nothing of the
+ * worker-side core, so protocol.ts and the server import this file alone.
+ */
+import type { Manifest } from "./manifest.js";
 
 export type CfgScheduleName = "constant" | "linear";
 export type PreviewKind = "linear" | "vae" | "none";
@@ -50,6 +55,14 @@ export type JobEvent =
   | { type: "token"; delta: string; text: string }
   | { type: "done"; image: RgbTensor | null; text: string | null; latents: Float32Array | null; params: ImageParams | UnderstandParams };
 
+/** One job: what to do, its inputs and the caller's parameters (unset ones take the model's defaults). */
+export type JobRequest =
+  | { kind: "generate"; prompt: string; params: Partial<ImageParams> }
+  | { kind: "edit"; image: RgbTensor; instruction: string; params: Partial<ImageParams> }
+  | { kind: "understand"; image: RgbTensor; question: string; history: HistoryTurn[]; params: Partial<UnderstandParams> };
+
+export type JobKind = JobRequest["kind"];
+
 export interface SubmitOptions {
   /** Higher runs first. */
   priority?: number;
@@ -57,4 +70,41 @@ export interface SubmitOptions {
   user?: string;
   /** Aborting cancels the job (between MAR steps). */
   signal?: AbortSignal;
+}
+
+export interface JobHandle {
+  id: string;
+  /** Events until `done`; throws the job's AppError (CANCELLED, JOB_FAILED, ENGINE_DEAD). */
+  events: AsyncGenerator<JobEvent, void, undefined>;
+  cancel(): void;
+}
+
+/**
+ * What the server needs of an engine: the in-process Engine, a worker thread (RemoteEngine) and
+ * the pool of workers all provide it. `submit` checks the request's parameters against the
+ * model and the queue's capacity at once (BAD_INPUT, QUEUE_FULL thrown, not streamed).
+ */
+export interface EngineClient {
+  readonly manifest: Manifest;
+  readonly ready: boolean;
+  submit(request: JobRequest, options?: SubmitOptions): JobHandle;
+  /** Position of a waiting job (0 = next), or null when it is not waiting. */
+  queuePosition(id: string): number | null;
+  cancel(id: string): boolean;
+  close(): Promise<void>;
+}
+
+export type Provider = "cpu" | "webgpu";
+
+export interface EngineOptions {
+  modelDir: string;
+  /** onnxruntime execution provider; webgpu falls back to cpu (logged) without an adapter. */
+  provider: Provider;
+  /** onnxruntime intra-op threads (0: its default). */
+  threads: number;
+  log?: (line: string) => void;
+  /** Jobs waiting at most (QUEUE_FULL beyond). */
+  maxQueue: number;
+  /** Jobs decoded together at most. */
+  maxBatch: number;
 }

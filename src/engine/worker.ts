@@ -6,8 +6,9 @@
 import os from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { AppError } from "../errors.js";
-import { Engine, type JobHandle } from "./engine.js";
+import { Engine } from "./engine.js";
 import type { FromWorker, ToWorker, WorkerData } from "./protocol.js";
+import type { JobHandle } from "./types.js";
 
 // On Linux a thread's nice value is its own, and threads it starts inherit it: lowering this
 // thread (and so onnxruntime's pool, created below) lets the main thread answer HTTP and push
@@ -52,14 +53,8 @@ Engine.load({ ...options, log: (line) => process.stderr.write(`${line}\n`) }).th
         return;
       }
       const { request, job } = message;
-      const opts = { priority: message.priority, user: message.user };
       try {
-        const handle =
-          request.kind === "generate"
-            ? engine.submitGenerate(request.prompt, request.params, opts)
-            : request.kind === "edit"
-              ? engine.submitEdit(request.image, request.instruction, request.params, opts)
-              : engine.submitUnderstand(request.image, request.question, request.history, request.params, opts);
+        const handle = engine.submit(request, { priority: message.priority, user: message.user });
         handles.set(job, handle);
         void pump(job, handle, engine);
       } catch (error) {

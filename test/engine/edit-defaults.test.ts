@@ -7,11 +7,11 @@ import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from "node:fs/prom
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Engine, type JobHandle } from "../../src/engine/engine.js";
+import { Engine } from "../../src/engine/engine.js";
 import { EnginePool } from "../../src/engine/pool.js";
-import { type EngineClient, RemoteEngine } from "../../src/engine/remote.js";
-import type { ImageParams, JobEvent } from "../../src/engine/types.js";
-import { MODEL_DIR } from "./fixtures.js";
+import { RemoteEngine } from "../../src/engine/remote.js";
+import type { EngineClient, ImageParams, JobEvent, JobHandle } from "../../src/engine/types.js";
+import { MODEL_DIR, edit, gen } from "./fixtures.js";
 
 const FAST = { steps: 2, diffusionSteps: 2, seed: 1, preview: "none" as const };
 let dir: string;
@@ -44,11 +44,11 @@ describe.each([["engine"], ["remote"], ["pool"]])("%s", (name) => {
   const client = (): EngineClient => clients.find(([n]) => n === name)![1];
 
   it("gives edits the edit defaults and generation the sampling defaults", async () => {
-    expect(await params(client().submitEdit(gray, "make it red", FAST))).toMatchObject({ cfg: 1, temperature: 0.5 });
-    expect(await params(client().submitGenerate("a red circle", FAST))).toMatchObject({ cfg: 3, temperature: 1 });
+    expect(await params(client().submit(edit(gray, "make it red", FAST)))).toMatchObject({ cfg: 1, temperature: 0.5 });
+    expect(await params(client().submit(gen("a red circle", FAST)))).toMatchObject({ cfg: 3, temperature: 1 });
   });
 
   it("lets an edit's explicit params win", async () => {
-    expect(await params(client().submitEdit(gray, "make it red", { ...FAST, cfg: 2, temperature: 0.9 }))).toMatchObject({ cfg: 2, temperature: 0.9 });
+    expect(await params(client().submit(edit(gray, "make it red", { ...FAST, cfg: 2, temperature: 0.9 })))).toMatchObject({ cfg: 2, temperature: 0.9 });
   });
 });

@@ -1,8 +1,14 @@
 /** Reads the Python reference's golden fixtures (test/fixtures/toolkit, format unipic-fixture/1). */
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import type { ImageParams, JobRequest, RgbTensor, UnderstandParams } from "../../src/engine/types.js";
 
 export const MODEL_DIR = fileURLToPath(new URL("../../models/unipic-tiny", import.meta.url));
+
+/** Requests of each kind, so tests read like the job they submit. */
+export const gen = (prompt: string, params: Partial<ImageParams> = {}): JobRequest => ({ kind: "generate", prompt, params });
+export const edit = (image: RgbTensor, instruction: string, params: Partial<ImageParams> = {}): JobRequest => ({ kind: "edit", image, instruction, params });
+export const ask = (image: RgbTensor, question: string, params: Partial<UnderstandParams> = {}): JobRequest => ({ kind: "understand", image, question, history: [], params });
 
 export interface B64Tensor {
   dtype: "float32" | "int64" | "uint8";

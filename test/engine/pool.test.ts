@@ -1,14 +1,13 @@
 /**
- * EnginePool (ENGINE_WORKERS > 1) on the committed unipic-tiny graphs: two worker threads behind
+ * EnginePool on the committed unipic-tiny graphs: two worker threads (and one, below) behind
  * one queue. Jobs spread over both, give the bytes they give alone, and keep the queue's
  * guarantees (positions, QUEUE_FULL, cancellation of waiting and running jobs).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { EnginePool } from "../../src/engine/pool.js";
-import type { JobHandle } from "../../src/engine/engine.js";
-import type { JobEvent } from "../../src/engine/types.js";
-import { MODEL_DIR } from "./fixtures.js";
+import type { JobEvent, JobHandle } from "../../src/engine/types.js";
+import { MODEL_DIR, gen } from "./fixtures.js";
 
 const FAST = { steps: 4, diffusionSteps: 5 };
 let pool: EnginePool;
@@ -16,7 +15,7 @@ let alone: Engine;
 
 beforeAll(async () => {
   const options = { modelDir: MODEL_DIR, provider: "cpu" as const, threads: 1, maxQueue: 2, maxBatch: 2 };
-  pool = (await EnginePool.load(options, 2)) as EnginePool;
+  pool = await EnginePool.load(options, 2);
   alone = await Engine.load({ ...options, maxQueue: 8 });
 });
 afterAll(async () => {
@@ -40,7 +39,7 @@ const image = (events: JobEvent[]): Buffer => {
 describe("engine pool", () => {
   it("spreads jobs over the workers, queues the rest in order, and each job gives its bytes run alone", async () => {
     expect(pool.ready).toBe(true);
-    const handles: JobHandle[] = Array.from({ length: 6 }, (_, i) => pool.submitGenerate("a red circle", { ...FAST, seed: 30 + i }));
+    const handles: JobHandle[] = Array.from({ length: 6 }, (_, i) => pool.submit(gen("a red circle", { ...FAST, seed: 30 + i })));
     expect(active()).toEqual([2, 2]); // 2 workers x batch 2 running, 2 waiting
     expect(handles.map((h) => pool.queuePosition(h.id))).toEqual([null, null, null, null, 0, 1]);
     const events = await Promise.all(handles.map((h) => collect(h.events)));
@@ -48,16 +47,16 @@ describe("engine pool", () => {
     expect(queued[0]).toBe(1);
     expect(queued.at(-1)).toBe(0); // moved up before it started
     for (let i = 0; i < 6; i++) {
-      const ref = await collect(alone.generate("a red circle", { ...FAST, seed: 30 + i }));
+      const ref = await collect(alone.submit(gen("a red circle", { ...FAST, seed: 30 + i })).events);
       expect(image(events[i]!).equals(image(ref)), `job ${i}`).toBe(true);
     }
     expect(active()).toEqual([0, 0]);
   });
 
   it("is full when its own queue is (QUEUE_FULL), and cancels waiting and running jobs", async () => {
-    const running = Array.from({ length: 4 }, (_, i) => pool.submitGenerate("a blue square", { ...FAST, seed: i }));
-    const waiting = [pool.submitGenerate("a blue square", { ...FAST, seed: 8 }), pool.submitGenerate("a blue square", { ...FAST, seed: 9 })];
-    expect(() => pool.submitGenerate("a blue square", FAST)).toThrow(expect.objectContaining({ code: "QUEUE_FULL" }));
+    const running = Array.from({ length: 4 }, (_, i) => pool.submit(gen("a blue square", { ...FAST, seed: i })));
+    const waiting = [pool.submit(gen("a blue square", { ...FAST, seed: 8 })), pool.submit(gen("a blue square", { ...FAST, seed: 9 }))];
+    expect(() => pool.submit(gen("a blue square", FAST))).toThrow(expect.objectContaining({ code: "QUEUE_FULL" }));
     waiting[0]!.cancel();
     running[0]!.cancel();
     await expect(collect(waiting[0]!.events)).rejects.toMatchObject({ code: "CANCELLED" });
@@ -67,11 +66,11 @@ describe("engine pool", () => {
   });
 
   it("sends each worker a full batch even when the waiting queue is shorter than a batch", async () => {
-    const small = (await EnginePool.load({ modelDir: MODEL_DIR, provider: "cpu", threads: 1, maxQueue: 1, maxBatch: 3 }, 2)) as EnginePool;
+    const small = await EnginePool.load({ modelDir: MODEL_DIR, provider: "cpu", threads: 1, maxQueue: 1, maxBatch: 3 }, 2);
     try {
-      const jobs = Array.from({ length: 7 }, (_, i) => small.submitGenerate("a red circle", { ...FAST, seed: i }));
+      const jobs = Array.from({ length: 7 }, (_, i) => small.submit(gen("a red circle", { ...FAST, seed: i })));
       expect(jobs.map((h) => small.queuePosition(h.id))).toEqual([null, null, null, null, null, null, 0]);
-      expect(() => small.submitGenerate("a red circle", FAST)).toThrow(expect.objectContaining({ code: "QUEUE_FULL" }));
+      expect(() => small.submit(gen("a red circle", FAST))).toThrow(expect.objectContaining({ code: "QUEUE_FULL" }));
       const ends = await Promise.all(jobs.map(async (h) => (await collect(h.events)).at(-1)?.type));
       expect(ends).toEqual(Array(7).fill("done"));
     } finally {
@@ -79,13 +78,26 @@ describe("engine pool", () => {
     }
   });
 
+  it("is a pool of one with one worker: the queue, its positions and QUEUE_FULL are the pool's", async () => {
+    const one = await EnginePool.load({ modelDir: MODEL_DIR, provider: "cpu", threads: 1, maxQueue: 2, maxBatch: 1 }, 1);
+    try {
+      const jobs = Array.from({ length: 3 }, (_, i) => one.submit(gen("a red circle", { ...FAST, seed: i })));
+      expect(jobs.map((h) => one.queuePosition(h.id))).toEqual([null, 0, 1]);
+      expect(() => one.submit(gen("a red circle", FAST))).toThrow(expect.objectContaining({ code: "QUEUE_FULL" }));
+      const ends = await Promise.all(jobs.map(async (h) => (await collect(h.events)).at(-1)?.type));
+      expect(ends).toEqual(["done", "done", "done"]);
+    } finally {
+      await one.close();
+    }
+  });
+
   it("checks parameters at submit", () => {
-    expect(() => pool.submitGenerate("a red circle", { steps: 0 })).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
+    expect(() => pool.submit(gen("a red circle", { steps: 0 }))).toThrow(expect.objectContaining({ code: "BAD_INPUT" }));
   });
 
   // Last: it breaks the pool.
   it("turns not ready when a worker dies: that worker's jobs fail ENGINE_DEAD, new jobs are refused", async () => {
-    const jobs = Array.from({ length: 4 }, (_, i) => pool.submitGenerate("a red circle", { steps: 16, diffusionSteps: 25, seed: i }));
+    const jobs = Array.from({ length: 4 }, (_, i) => pool.submit(gen("a red circle", { steps: 16, diffusionSteps: 25, seed: i })));
     // The worker thread reports a crash. (Terminating a thread while it is inside onnxruntime's
     // native code aborts the whole process, so the crash is signalled, not caused.)
     const members = (pool as unknown as { members: Array<{ engine: { worker: { emit(event: "error", e: Error): boolean } } }> }).members;
@@ -95,6 +107,6 @@ describe("engine pool", () => {
     expect(codes.filter((c) => c === "ENGINE_DEAD").length).toBe(2); // the dead worker's two
     expect(codes.filter((c) => c === "DONE").length).toBe(2); // the other worker finished its own
     expect(pool.ready).toBe(false);
-    expect(() => pool.submitGenerate("a red circle", FAST)).toThrow(expect.objectContaining({ code: "ENGINE_DEAD" }));
+    expect(() => pool.submit(gen("a red circle", FAST))).toThrow(expect.objectContaining({ code: "ENGINE_DEAD" }));
   });
 });
