@@ -1,16 +1,16 @@
 /**
  * The shared inference engine: one model, one loop. Jobs wait in a bounded queue (priority, then
  * per-user round robin); each tick admits jobs up to the batch size, runs one MAR iteration of
- * every image job together (batch.ts) and one token of every understanding job, then publishes
+ * every image job together (mar.ts) and one token of every understanding job, then publishes
  * events. Cancellation is checked between ticks. A failing job fails alone; a broken session
  * fails every job with ENGINE_DEAD and `ready` turns false. Shaped like vLLM's EngineCore.step.
  */
 import { randomUUID } from "node:crypto";
 import { AppError, ErrorCode } from "../errors.js";
-import { runIteration } from "./batch.js";
 import { Channel } from "./channel.js";
 import { ImageJob } from "./image-job.js";
 import type { Manifest } from "./manifest.js";
+import { runIteration } from "./mar.js";
 import { Model } from "./model.js";
 import { resolveRequest, type ResolvedRequest } from "./params.js";
 import { JobQueue, type Queued } from "./queue.js";

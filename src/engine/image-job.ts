@@ -1,6 +1,6 @@
 /**
  * One generate or edit job as a state machine over MAR iterations (spec 3.3), so the scheduler
- * can run the iterations of several jobs in one batch (batch.ts). Holds the cond tokens only:
+ * can run the iterations of several jobs in one batch (mar.ts). Holds the cond tokens only:
  * the uncond rows always equal them (spec 3.3 step 4), so they are duplicated when fed.
  */
 import { makeSchedule, type Schedule } from "./diffusion.js";
@@ -20,11 +20,6 @@ export class ImageJob {
   readonly schedule: Schedule;
   /** Iterations done. */
   step = 0;
-  // Per-iteration results of the batched stages (batch.ts), rows = cond (+ uncond).
-  xEnc: Float32Array | null = null; // [rows, buf+V, W]
-  llmIn: Float32Array | null = null; // [rows, V+buf, H]
-  hidden: Float32Array | null = null; // [rows, V+buf, H]
-  z: Float32Array | null = null; // [rows, n, W]
 
   private constructor(
     readonly model: Model,
@@ -109,7 +104,6 @@ export class ImageJob {
       this.tokens.set(x.subarray(i * C, (i + 1) * C), p * C);
       this.revealed[p] = 1;
     });
-    this.xEnc = this.llmIn = this.hidden = this.z = null;
     this.step++;
   }
 

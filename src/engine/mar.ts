@@ -1,7 +1,13 @@
 /**
- * MAR's decoding plan (spec 3.3-3.4): which tokens each iteration reveals and the guidance scale
- * it uses. Pure: orders come from the job's DrawSource.
+ * MAR's sampling loop (spec 3.3-3.5) in one place, to be read against the paper's: the plan of
+ * which tokens each iteration reveals (cosine mask schedule, one random order per image), the
+ * guidance scale of an iteration, and one iteration for a batch of jobs (encoder, LLM, decoder,
+ * diffusion head, reveal). The engine calls runIteration once a tick until every job's plan is
+ * done; how each stage batches its jobs into one session call is in stages.ts.
  */
+import type { ImageJob } from "./image-job.js";
+import type { Model } from "./model.js";
+import { decoderStage, diffusionStage, encoderStage, llmStage, sameShape, type PerJob } from "./stages.js";
 
 /** Cosine mask schedule: tokens still masked after `step`, clamped to [1, stillMasked - 1]. */
 export function maskLenAfter(step: number, numIter: number, L: number, stillMasked: number): number {
@@ -45,4 +51,33 @@ export function planIterations(order: Int32Array, numIter: number): IterationPla
     if (masked === 0) break;
   }
   return plan;
+}
+
+/**
+ * One MAR iteration of every job, committing the tokens it samples. On failure every job's draws
+ * are rewound, so retrying (e.g. one job at a time) samples exactly the same values.
+ */
+export async function runIteration(model: Model, jobs: ImageJob[]): Promise<void> {
+  const rewinds = jobs.map((j) => j.draws.mark());
+  // 1. The mask schedule: each job's plan names the tokens visible now and those this iteration
+  //    predicts (job.current). With more iterations than tokens some iterations predict nothing.
+  const predicting = jobs.filter((j) => j.current.predict.length > 0);
+  const z: PerJob = new Map();
+  try {
+    for (const group of sameShape(predicting)) {
+      // 2. The MAR encoder over the visible tokens, with the buffer tokens (spec 2.2 step 1).
+      const { xEnc, llmIn } = await encoderStage(model, group);
+      // 3. The LLM over them, attending to the prompt's cache (step 2).
+      const hidden = await llmStage(model, group, llmIn);
+      // 4. The MAR decoder: z, the condition of every token to predict (step 3).
+      for (const [job, zj] of await decoderStage(model, group, xEnc, hidden)) z.set(job, zj);
+    }
+    // 5. The diffusion head samples each predicted token from its z, CFG on epsilon (spec 3.5).
+    const x = await diffusionStage(model, predicting, z);
+    // 6. Reveal: the sampled tokens join the visible ones for the next iteration.
+    for (const j of jobs) j.commit(x.get(j) ?? new Float32Array(0));
+  } catch (error) {
+    for (const rewind of rewinds) rewind();
+    throw error;
+  }
 }

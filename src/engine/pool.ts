@@ -3,7 +3,7 @@
  * one EngineClient. The one admission queue is here (bounded, priority, per-user round robin, the
  * same JobQueue as the engine), so positions, QUEUE_FULL and fairness live in one place whatever
  * the number of workers; a job leaves it for the least busy worker with a free batch slot and
- * runs there like any other job. Jobs never share arithmetic across rows (batch.ts), so which
+ * runs there like any other job. Jobs never share arithmetic across rows (stages.ts), so which
  * worker runs a job does not change its bytes. A worker that dies fails its own jobs with
  * ENGINE_DEAD and the pool turns not ready.
  */

@@ -4,7 +4,7 @@
  * reference's random draws to 1e-3 on the final latents, understanding to the same tokens.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runIteration } from "../../src/engine/batch.js";
+import { runIteration } from "../../src/engine/mar.js";
 import { ImageJob } from "../../src/engine/image-job.js";
 import { Model } from "../../src/engine/model.js";
 import { replayDraws } from "../../src/engine/rng.js";

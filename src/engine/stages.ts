@@ -1,13 +1,40 @@
 /**
- * One MAR iteration for several image jobs at once (continuous batching, DESIGN.md section 3):
- * jobs whose iteration has the same resolution, visible count V and predicted count n share one
- * session.run per stage (encoder, LLM, decoder); the diffusion head runs all jobs' tokens in one
- * call per DDPM step. Each job keeps its own draws and every row is computed as it would be
- * alone, so a batched job gives the same bytes as the job run by itself (test/engine).
+ * The batched stages of one MAR iteration (continuous batching, DESIGN.md section 3), in the
+ * order mar.ts calls them. Jobs whose iteration has the same resolution, visible count V and
+ * predicted count n share one session.run per stage (encoder, LLM, decoder); the diffusion head
+ * runs all jobs' tokens in one call per DDPM step. Each stage takes and returns plain per-job
+ * values (rows = cond (+ uncond)), so no stage writes into a job. Every row is computed as it
+ * would be alone, so a batched job gives the same bytes as the job run by itself (test/engine).
  */
 import { ddpmStep } from "./diffusion.js";
 import type { ImageJob } from "./image-job.js";
 import type { KvCache, Model } from "./model.js";
+
+/** One value per job: a stage's output, or a later stage's input. */
+export type PerJob = Map<ImageJob, Float32Array>;
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Splits a batched output [rows, ...] back into each job's rows, `rowSize` floats a row. */
+function split(group: ImageJob[], out: Float32Array, rowSize: number): PerJob {
+  const parts: PerJob = new Map();
+  let row = 0;
+  for (const job of group) {
+    parts.set(job, out.slice(row * rowSize, (row + job.rows) * rowSize));
+    row += job.rows;
+  }
+  return parts;
+}
+
+const rowsOf = (group: ImageJob[]): number => group.reduce((n, j) => n + j.rows, 0);
 
 function groupBy<T>(items: T[], key: (item: T) => string): T[][] {
   const groups = new Map<string, T[]>();
@@ -20,21 +47,16 @@ function groupBy<T>(items: T[], key: (item: T) => string): T[][] {
   return [...groups.values()];
 }
 
-function concat(parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+/** Jobs whose iteration has the same resolution, V and n: they can share the encoder, LLM and decoder calls. */
+export function sameShape(jobs: ImageJob[]): ImageJob[][] {
+  return groupBy(jobs, (j) => `${j.res.spec.size}|${j.current.visible.length}|${j.current.predict.length}`);
 }
 
-/** MAR encoder for jobs sharing resolution and V: xEnc [rows, buf+V, W], llmIn [rows, V+buf, H]. */
-async function encoderStage(model: Model, group: ImageJob[]): Promise<void> {
+/** MAR encoder for jobs sharing resolution and V: xEnc [rows, buf+V, W] (buffers first), llmIn [rows, V+buf, H] (buffers last). */
+export async function encoderStage(model: Model, group: ImageJob[]): Promise<{ xEnc: PerJob; llmIn: PerJob }> {
   const V = group[0]!.current.visible.length;
   const inputs = group.map((j) => j.encoderInput());
-  const rows = group.reduce((n, j) => n + j.rows, 0);
+  const rows = rowsOf(group);
   const visIdx = new Int32Array(rows * V);
   let at = 0;
   for (const inp of inputs) {
@@ -43,23 +65,30 @@ async function encoderStage(model: Model, group: ImageJob[]): Promise<void> {
   }
   const { xEnc, llmIn } = await model.marEncode(group[0]!.res, concat(inputs.map((i) => i.latents)), visIdx, rows, V);
   const { bufferTokens: buf, marWidth: W, llmHidden: H } = model.manifest.dims;
-  let row = 0;
-  for (const job of group) {
-    job.xEnc = xEnc.slice(row * (buf + V) * W, (row + job.rows) * (buf + V) * W);
-    job.llmIn = llmIn.slice(row * (V + buf) * H, (row + job.rows) * (V + buf) * H);
-    row += job.rows;
-  }
+  return { xEnc: split(group, xEnc, (buf + V) * W), llmIn: split(group, llmIn, (V + buf) * H) };
 }
 
 /**
- * The LLM over each job's visible + buffer rows, attending to its cached prompt (spec 2.2 step 2).
- * Called with jobs whose caches have the same padded length P; the copy below still handles
- * unequal ones (right-padded, pad keys masked, as the reference pads cond and uncond prompts).
+ * The LLM over each job's visible + buffer rows, attending to its cached prompt (spec 2.2 step 2):
+ * hidden [rows, V+buf, H]. Only jobs with equally long prompt caches share a call: padding a cache
+ * would sum attention over a longer row and change float rounding, and the aim is identical bytes.
  */
-async function llmStage(model: Model, group: ImageJob[]): Promise<void> {
+export async function llmStage(model: Model, group: ImageJob[], llmIn: PerJob): Promise<PerJob> {
+  const hidden: PerJob = new Map();
+  for (const same of groupBy(group, (j) => String(j.prefix.P))) {
+    for (const [job, h] of await llmCall(model, same, llmIn)) hidden.set(job, h);
+  }
+  return hidden;
+}
+
+/**
+ * One LLM call. Called with jobs whose caches have the same padded length P; the copy below still
+ * handles unequal ones (right-padded, pad keys masked, as the reference pads cond and uncond prompts).
+ */
+async function llmCall(model: Model, group: ImageJob[], llmIn: PerJob): Promise<PerJob> {
   const { bufferTokens: buf, llmHidden: H, llmLayers, llmKvHeads: kvh, llmHeadDim: hd } = model.manifest.dims;
   const T = group[0]!.current.visible.length + buf;
-  const rows = group.reduce((n, j) => n + j.rows, 0);
+  const rows = rowsOf(group);
   const P = Math.max(...group.map((j) => j.prefix.P));
   const attentionMask = new BigInt64Array(rows * (P + T));
   const positionIds = new BigInt64Array(rows * T);
@@ -103,26 +132,22 @@ async function llmStage(model: Model, group: ImageJob[]): Promise<void> {
     T,
     P,
     inputIds: new BigInt64Array(rows * T).fill(BigInt(model.tokenizer.padId)),
-    inputsEmbeds: concat(group.map((j) => j.llmIn!)),
+    inputsEmbeds: concat(group.map((j) => llmIn.get(j)!)),
     embedsMask: new Float32Array(rows * T).fill(1),
     attentionMask,
     positionIds,
     past,
   });
   // The present cache is dropped: the prompt cache is never extended (spec 3.3 step 1).
-  row = 0;
-  for (const job of group) {
-    job.hidden = out.hidden.slice(row * T * H, (row + job.rows) * T * H);
-    row += job.rows;
-  }
+  return split(group, out.hidden, T * H);
 }
 
 /** MAR decoder for jobs sharing resolution, V and n: z [rows, n, W] at the tokens to predict. */
-async function decoderStage(model: Model, group: ImageJob[]): Promise<void> {
+export async function decoderStage(model: Model, group: ImageJob[], xEnc: PerJob, hidden: PerJob): Promise<PerJob> {
   const { marWidth: W } = model.manifest.dims;
   const V = group[0]!.current.visible.length;
   const n = group[0]!.current.predict.length;
-  const rows = group.reduce((k, j) => k + j.rows, 0);
+  const rows = rowsOf(group);
   const visIdx = new Int32Array(rows * V);
   const predIdx = new Int32Array(rows * n);
   let row = 0;
@@ -133,8 +158,8 @@ async function decoderStage(model: Model, group: ImageJob[]): Promise<void> {
     }
   }
   const z = await model.marDecode(group[0]!.res, {
-    xEnc: concat(group.map((j) => j.xEnc!)),
-    llmOut: concat(group.map((j) => j.hidden!)),
+    xEnc: concat(group.map((j) => xEnc.get(j)!)),
+    llmOut: concat(group.map((j) => hidden.get(j)!)),
     visIdx,
     fill: concat(group.map((j) => j.fill)),
     predIdx,
@@ -142,19 +167,16 @@ async function decoderStage(model: Model, group: ImageJob[]): Promise<void> {
     V,
     n,
   });
-  row = 0;
-  for (const job of group) {
-    job.z = z.slice(row * n * W, (row + job.rows) * n * W);
-    row += job.rows;
-  }
+  return split(group, z, n * W);
 }
 
 /**
- * The diffusion head for every job's tokens to predict, one call per DDPM step (spec 3.5).
- * Jobs with fewer diffusion steps join later, so all finish on the same call. Each job draws its
- * initial noise and per-step noise from its own source, in the reference's order.
+ * The diffusion head for every job's tokens to predict, one call per DDPM step (spec 3.5):
+ * the sampled latents x [n, C] of each job. Jobs with fewer diffusion steps join later, so all
+ * finish on the same call. Each job draws its initial noise and per-step noise from its own
+ * source, in the reference's order.
  */
-async function diffusionStage(model: Model, jobs: ImageJob[]): Promise<Float32Array[]> {
+export async function diffusionStage(model: Model, jobs: ImageJob[], z: PerJob): Promise<PerJob> {
   const { latentChannels: C, marWidth: W } = model.manifest.dims;
   const xs = jobs.map((j) => j.draws.normals(j.current.predict.length * C)); // initial noise, not tempered
   const maxS = Math.max(...jobs.map((j) => j.schedule.timesteps.length));
@@ -172,7 +194,7 @@ async function diffusionStage(model: Model, jobs: ImageJob[]): Promise<Float32Ar
         // Both branches see the same x (spec 3.5); c is the cond or uncond row of z.
         x.set(xs[i]!, row * C);
         t.fill(j.schedule.timesteps[k]!, row, row + n);
-        c.set(j.z!.subarray(r * n * W, (r + 1) * n * W), row * W);
+        c.set(z.get(j)!.subarray(r * n * W, (r + 1) * n * W), row * W);
         row += n;
       }
     }
@@ -187,30 +209,5 @@ async function diffusionStage(model: Model, jobs: ImageJob[]): Promise<Float32Ar
       row += j.rows * n;
     }
   }
-  return xs;
-}
-
-/**
- * Runs the current MAR iteration of every job and commits its tokens. On failure every job's
- * draws are rewound, so retrying (e.g. one job at a time) samples exactly the same values.
- */
-export async function runIteration(model: Model, jobs: ImageJob[]): Promise<void> {
-  const rewinds = jobs.map((j) => j.draws.mark());
-  // With more iterations than tokens the schedule has iterations that reveal nothing.
-  const predicting = jobs.filter((j) => j.current.predict.length > 0);
-  try {
-    for (const group of groupBy(predicting, (j) => `${j.res.spec.size}|${j.current.visible.length}|${j.current.predict.length}`)) {
-      await encoderStage(model, group);
-      // Only jobs with equally long prompt caches share an LLM call: padding a cache would sum
-      // attention over a longer row and change float rounding, and the aim is identical bytes.
-      for (const same of groupBy(group, (j) => String(j.prefix.P))) await llmStage(model, same);
-      await decoderStage(model, group);
-    }
-    const xs = predicting.length > 0 ? await diffusionStage(model, predicting) : [];
-    for (const j of jobs) j.commit(predicting.includes(j) ? xs[predicting.indexOf(j)]! : new Float32Array(0));
-  } catch (error) {
-    for (const rewind of rewinds) rewind();
-    for (const j of jobs) j.xEnc = j.llmIn = j.hidden = j.z = null;
-    throw error;
-  }
+  return new Map(jobs.map((j, i) => [j, xs[i]!]));
 }
