@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { AppError, ErrorCode } from "../errors.js";
+import { CfgSchedule, isOneOf, oneOf } from "./types.js";
 
 export const MANIFEST_FORMAT = "unipic-onnx/1";
 
@@ -55,7 +56,7 @@ export interface ResolutionSpec {
 export interface SamplingDefaults {
   steps: number;
   cfg: number;
-  cfgSchedule: "constant" | "linear";
+  cfgSchedule: CfgSchedule;
   temperature: number;
   diffusionSteps: number;
 }
@@ -159,7 +160,7 @@ const SAMPLING_KEYS: ReadonlyArray<keyof SamplingDefaults> = ["steps", "cfg", "c
 function samplingValue<K extends keyof SamplingDefaults>(r: Reader, key: K, v: unknown, field: string): SamplingDefaults[K] {
   const f = `${field}.${key}`;
   if (key === "cfgSchedule") {
-    if (v !== "constant" && v !== "linear") r.fail(f, '"constant" or "linear"', v);
+    if (!isOneOf(CfgSchedule, v)) r.fail(f, oneOf(CfgSchedule), v);
     return v as SamplingDefaults[K];
   }
   const int = key === "steps" || key === "diffusionSteps";

@@ -8,6 +8,7 @@
 import type { ImageJob } from "./image-job.js";
 import type { Model } from "./model.js";
 import { decoderStage, diffusionStage, encoderStage, llmStage, sameShape, type PerJob } from "./stages.js";
+import { CfgSchedule } from "./types.js";
 
 /** Cosine mask schedule: tokens still masked after `step`, clamped to [1, stillMasked - 1]. */
 export function maskLenAfter(step: number, numIter: number, L: number, stillMasked: number): number {
@@ -16,8 +17,8 @@ export function maskLenAfter(step: number, numIter: number, L: number, stillMask
 }
 
 /** Guidance scale of an iteration: constant, or Muse's linear ramp over revealed tokens. */
-export function cfgScale(cfg: number, schedule: "constant" | "linear", L: number, maskLen: number): number {
-  return schedule === "constant" ? cfg : 1 + ((cfg - 1) * (L - maskLen)) / L;
+export function cfgScale(cfg: number, schedule: CfgSchedule, L: number, maskLen: number): number {
+  return schedule === CfgSchedule.CONSTANT ? cfg : 1 + ((cfg - 1) * (L - maskLen)) / L;
 }
 
 export interface IterationPlan {

@@ -4,7 +4,7 @@
  */
 import { AppError } from "../errors.js";
 import type { Manifest, ResolutionSpec, SamplingDefaults } from "./manifest.js";
-import type { ImageParams, JobRequest, UnderstandParams } from "./types.js";
+import { CfgSchedule, isOneOf, oneOf, PreviewKind, type ImageParams, type JobRequest, type UnderstandParams } from "./types.js";
 
 function int(field: string, value: number, min: number, max: number): number {
   if (!Number.isInteger(value) || value < min || value > max) throw AppError.badInput(`params.${field}`, `an integer in [${min}, ${max}]`, value);
@@ -37,9 +37,9 @@ export function resolveImageParams(m: Manifest, p: Partial<ImageParams>, task: I
   const resolution = p.resolution ?? m.defaultResolution;
   const res = { spec: resolutionSpec(m, resolution) };
   const cfgSchedule = p.cfgSchedule ?? d.cfgSchedule;
-  if (cfgSchedule !== "constant" && cfgSchedule !== "linear") throw AppError.badInput("params.cfgSchedule", '"constant" or "linear"', cfgSchedule);
-  const preview = p.preview ?? "linear";
-  if (preview !== "linear" && preview !== "vae" && preview !== "none") throw AppError.badInput("params.preview", '"linear", "vae" or "none"', preview);
+  if (!isOneOf(CfgSchedule, cfgSchedule)) throw AppError.badInput("params.cfgSchedule", oneOf(CfgSchedule), cfgSchedule);
+  const preview = p.preview ?? PreviewKind.LINEAR;
+  if (!isOneOf(PreviewKind, preview)) throw AppError.badInput("params.preview", oneOf(PreviewKind), preview);
   return {
     // More iterations than tokens would leave iterations that reveal nothing.
     steps: int("steps", p.steps ?? d.steps, 1, res.spec.tokens),

@@ -5,14 +5,31 @@
  */
 import type { Manifest } from "./manifest.js";
 
-export type CfgScheduleName = "constant" | "linear";
-export type PreviewKind = "linear" | "vae" | "none";
+/**
+ * The engine's vocabularies, defined once (name -> value): the API registers its GraphQL enums
+ * CfgSchedule and PreviewMethod from these objects.
+ */
+export const CfgSchedule = { CONSTANT: "constant", LINEAR: "linear" } as const;
+export type CfgSchedule = (typeof CfgSchedule)[keyof typeof CfgSchedule];
+export const PreviewKind = { LINEAR: "linear", VAE: "vae", NONE: "none" } as const;
+export type PreviewKind = (typeof PreviewKind)[keyof typeof PreviewKind];
+
+/** Is `value` one of a vocabulary's values? */
+export function isOneOf<T extends string>(vocabulary: Record<string, T>, value: unknown): value is T {
+  return (Object.values(vocabulary) as unknown[]).includes(value);
+}
+
+/** A vocabulary's values as an error's "expected": `"a", "b" or "c"`. */
+export function oneOf(vocabulary: Record<string, string>): string {
+  const quoted = Object.values(vocabulary).map((v) => `"${v}"`);
+  return quoted.length === 1 ? quoted[0]! : `${quoted.slice(0, -1).join(", ")} or ${quoted.at(-1)}`;
+}
 
 export interface ImageParams {
   /** MAR iterations. */
   steps: number;
   cfg: number;
-  cfgSchedule: CfgScheduleName;
+  cfgSchedule: CfgSchedule;
   /** Scales the per-step diffusion noise only (spec 3.5). */
   temperature: number;
   /** Respaced DDPM steps of the diffusion head. */

@@ -20,6 +20,7 @@ import {
   uuid,
   type AnyPgColumn,
 } from "drizzle-orm/pg-core";
+import { Task, TurnKind, TurnRole, TurnStatus, valuesOf } from "./types.js";
 
 /** drizzle 0.45 has no bytea column; pg gives Buffer, PGlite Uint8Array (or hex text). */
 export const bytea = customType<{ data: Uint8Array; driverData: Uint8Array | string }>({
@@ -34,10 +35,10 @@ export const bytea = customType<{ data: Uint8Array; driverData: Uint8Array | str
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date", precision: 3 });
 const createdAt = () => ts("created_at").notNull().defaultNow();
 
-export const turnRole = pgEnum("turn_role", ["user", "assistant"]);
-export const turnKind = pgEnum("turn_kind", ["understand", "generate", "edit"]);
-export const taskChoice = pgEnum("task_choice", ["AUTO", "GENERATE", "EDIT", "UNDERSTAND"]);
-export const turnStatus = pgEnum("turn_status", ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"]);
+export const turnRole = pgEnum("turn_role", valuesOf(TurnRole));
+export const turnKind = pgEnum("turn_kind", valuesOf(TurnKind));
+export const taskChoice = pgEnum("task_choice", valuesOf(Task));
+export const turnStatus = pgEnum("turn_status", valuesOf(TurnStatus));
 export const imageRole = pgEnum("image_role", ["input", "output"]);
 
 export const users = pgTable("users", {

@@ -1,11 +1,27 @@
 /** Row shapes and the Store interface the API and the engine program against. */
-export type TurnStatus = "QUEUED" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED";
-export type TurnRole = "user" | "assistant";
-export type TurnKind = "understand" | "generate" | "edit";
-export type TaskChoice = "AUTO" | "GENERATE" | "EDIT" | "UNDERSTAND";
+
+/**
+ * The turn vocabularies, each defined once (name -> stored value): the database enums
+ * (schema.ts), the row types below and the GraphQL enums (api/types/enums.ts) are made from them.
+ */
+export const TurnStatus = { QUEUED: "QUEUED", RUNNING: "RUNNING", COMPLETED: "COMPLETED", FAILED: "FAILED", CANCELLED: "CANCELLED" } as const;
+export type TurnStatus = (typeof TurnStatus)[keyof typeof TurnStatus];
+export const TurnRole = { USER: "user", ASSISTANT: "assistant" } as const;
+export type TurnRole = (typeof TurnRole)[keyof typeof TurnRole];
+/** What the model does for a turn; the engine's JobRequest kinds. */
+export const TurnKind = { UNDERSTAND: "understand", GENERATE: "generate", EDIT: "edit" } as const;
+export type TurnKind = (typeof TurnKind)[keyof typeof TurnKind];
+/** What the sender asked for (AUTO: the server chooses the kind). */
+export const Task = { AUTO: "AUTO", GENERATE: "GENERATE", EDIT: "EDIT", UNDERSTAND: "UNDERSTAND" } as const;
+export type Task = (typeof Task)[keyof typeof Task];
 export type ImageRole = "input" | "output";
 
-export const TURN_STATUSES: readonly TurnStatus[] = ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"];
+/** A vocabulary's values as the non-empty tuple drizzle's pgEnum takes. */
+export function valuesOf<T extends string>(vocabulary: Record<string, T>): [T, ...T[]] {
+  return Object.values(vocabulary) as [T, ...T[]];
+}
+
+export const TURN_STATUSES = valuesOf(TurnStatus);
 
 export interface UserRow {
   id: string;
@@ -28,7 +44,7 @@ export interface TurnRow {
   position: number;
   role: TurnRole;
   kind: TurnKind | null;
-  task: TaskChoice;
+  task: Task;
   text: string;
   params: Record<string, unknown>;
   seed: number | null;
@@ -76,7 +92,7 @@ export interface TurnPageArgs {
 
 export interface NewUserTurn {
   text: string;
-  task: TaskChoice;
+  task: Task;
   kind: TurnKind | null;
   params: Record<string, unknown>;
   seed: number | null;

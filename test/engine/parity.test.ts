@@ -8,7 +8,7 @@ import { runIteration } from "../../src/engine/mar.js";
 import { ImageJob } from "../../src/engine/image-job.js";
 import { Model } from "../../src/engine/model.js";
 import { replayDraws } from "../../src/engine/rng.js";
-import type { ImageParams } from "../../src/engine/types.js";
+import type { CfgSchedule, ImageParams } from "../../src/engine/types.js";
 import { UnderstandJob } from "../../src/engine/understand-job.js";
 import { MODEL_DIR, f32, fixture, maxAbsDiff, maxRelDiff, u8, type B64Tensor } from "./fixtures.js";
 
@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 function imageParams(p: Record<string, unknown>, seed = 0): ImageParams {
-  return { steps: p.steps as number, cfg: p.cfg as number, cfgSchedule: p.cfgSchedule as "constant" | "linear", temperature: p.temperature as number, diffusionSteps: p.diffusionSteps as number, seed, resolution: 64, preview: "none", previewEvery: 1 };
+  return { steps: p.steps as number, cfg: p.cfg as number, cfgSchedule: p.cfgSchedule as CfgSchedule, temperature: p.temperature as number, diffusionSteps: p.diffusionSteps as number, seed, resolution: 64, preview: "none", previewEvery: 1 };
 }
 
 /** Rows [b*n, (b+1)*n) of every recorded normal draw: image b's share of a batched reference run. */

@@ -1,42 +1,13 @@
-/** GraphQL enums. Values are the wire names; the store uses the same strings (lower case for role/kind). */
+/**
+ * GraphQL enums. The turn and engine vocabularies are defined once, in store/types.ts and
+ * engine/types.ts, and registered here under their GraphQL names; on the wire a value is its
+ * name (QUEUED, GENERATE, LINEAR), in the store and the engine its value ("generate", "linear").
+ */
 import { registerEnumType } from "type-graphql";
+import { CfgSchedule, PreviewKind as PreviewMethod } from "../../engine/types.js";
+import { Task, TurnKind, TurnRole, TurnStatus } from "../../store/types.js";
 
-export enum TurnStatus {
-  QUEUED = "QUEUED",
-  RUNNING = "RUNNING",
-  COMPLETED = "COMPLETED",
-  FAILED = "FAILED",
-  CANCELLED = "CANCELLED",
-}
-
-export enum TurnRole {
-  USER = "user",
-  ASSISTANT = "assistant",
-}
-
-export enum TurnKind {
-  UNDERSTAND = "understand",
-  GENERATE = "generate",
-  EDIT = "edit",
-}
-
-export enum Task {
-  AUTO = "AUTO",
-  GENERATE = "GENERATE",
-  EDIT = "EDIT",
-  UNDERSTAND = "UNDERSTAND",
-}
-
-export enum CfgSchedule {
-  CONSTANT = "constant",
-  LINEAR = "linear",
-}
-
-export enum PreviewMethod {
-  LINEAR = "linear",
-  VAE = "vae",
-  NONE = "none",
-}
+export { CfgSchedule, PreviewMethod, Task, TurnKind, TurnRole, TurnStatus };
 
 export enum TurnEventKind {
   /** The turn as it is now; always the first event of a subscription. */
