@@ -5,12 +5,13 @@
  */
 import { engineOptions, type Config } from "./config.js";
 import { startAdminSocket, type AdminSocket } from "./api/admin.js";
-import { EngineRunner } from "./api/runner.js";
 import { startServer, type RunningServer } from "./api/server.js";
 import { EnginePool } from "./engine/pool.js";
 import type { EngineClient } from "./engine/types.js";
-import { createServices, type Services } from "./api/service.js";
 import { createStore, openDatabase, type Database, type Store } from "./store/index.js";
+import { createTurnEvents } from "./turns/events.js";
+import { EngineRunner } from "./turns/runner.js";
+import type { Services } from "./turns/service.js";
 
 export interface App {
   server: RunningServer;
@@ -51,9 +52,10 @@ export async function startApp(config: Config, log: (line: string) => void = () 
     const store = createStore(database);
     const adminKey = await ensureAdmin(store);
     engine = await loadEngine(config, log);
-    const runner = engine === null ? null : new EngineRunner(engine, log);
-    const services = createServices(config, store, () => database.ping(), runner, engine?.manifest ?? null);
-    runner?.attach(services);
+    const events = createTurnEvents();
+    // The runner is built from what it needs (store, events, engine), so it needs no services.
+    const runner = engine === null ? null : new EngineRunner({ store, events, engine, log });
+    const services: Services = { config, store, ping: () => database.ping(), ...events, runner, model: engine?.manifest ?? null };
     const loaded = engine;
     server = await startServer({ services, log, ready: () => (config.engineEnabled ? loaded !== null && loaded.ready : true) }, config.port, config.host);
     admin = await startAdminSocket(config.dataDir, store, log);

@@ -9,7 +9,7 @@ import net from "node:net";
 import path from "node:path";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Store } from "../store/index.js";
-import { validateTitle } from "./validate.js";
+import { validateTitle } from "../turns/validate.js";
 
 export interface AdminSocket {
   path: string;

@@ -1,6 +1,6 @@
 /** Per-operation context: the authenticated user and the shared services. */
 import type { UserRow } from "../store/index.js";
-import type { Services } from "./service.js";
+import type { Services } from "../turns/service.js";
 
 export interface Context {
   user: UserRow;

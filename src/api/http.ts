@@ -11,7 +11,7 @@ import { extToMime, mimeToExt, normalizeUpload, type ImageMime } from "../images
 import type { ImageMeta, UserRow } from "../store/index.js";
 import { authenticate } from "./auth.js";
 import { isSha256, parseGlobalId, toGlobalId } from "./ids.js";
-import type { Services } from "./service.js";
+import type { Services } from "../turns/service.js";
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);

@@ -23,7 +23,7 @@ import { createMetrics, type Metrics } from "./metrics.js";
 import { createSchema } from "./schema.js";
 import { isWebPath, serveWeb } from "../web/serve.js";
 import { handleOpenAI, isOpenAIPath, openAIRoute, sendOpenAIError } from "./openai/index.js";
-import type { Services } from "./service.js";
+import type { Services } from "../turns/service.js";
 
 export interface ServerOptions {
   services: Services;

@@ -16,7 +16,7 @@ import { fileURLToPath } from "node:url";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { toGlobalId } from "../api/ids.js";
-import { sendMessage } from "../api/service.js";
+import { sendMessage } from "../turns/service.js";
 import { Task } from "../api/types/enums.js";
 import { startApp } from "../app.js";
 import { engineOptions, loadConfig, type Config } from "../config.js";

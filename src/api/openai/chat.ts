@@ -10,7 +10,7 @@ import { AppError, ErrorCode } from "../../errors.js";
 import type { NewHistoryTurn, TurnRow, UserRow } from "../../store/index.js";
 import { sendJson, storeUpload } from "../http.js";
 import { isSha256, parseGlobalId } from "../ids.js";
-import type { Services } from "../service.js";
+import type { Services } from "../../turns/service.js";
 import { Task, TurnEventKind } from "../types/enums.js";
 import { checkModel, optionalBool, optionalInt, optionalSeed, readJsonBody, requestOrigin, type Body } from "./parse.js";
 import { EventStream } from "./sse.js";

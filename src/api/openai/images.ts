@@ -9,7 +9,8 @@ import { AppError } from "../../errors.js";
 import type { Manifest } from "../../engine/manifest.js";
 import type { UserRow } from "../../store/index.js";
 import { sendJson, storeUpload } from "../http.js";
-import { MAX_REPLIES, type Services, type TurnHubEvent } from "../service.js";
+import type { TurnHubEvent } from "../../turns/events.js";
+import { MAX_REPLIES, type Services } from "../../turns/service.js";
 import { PreviewMethod, Task, TurnEventKind } from "../types/enums.js";
 import {
   checkModel,

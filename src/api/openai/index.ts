@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AppError, ErrorCode } from "../../errors.js";
 import { authenticateRequest } from "../http.js";
-import type { Services } from "../service.js";
+import type { Services } from "../../turns/service.js";
 import { handleChatCompletion } from "./chat.js";
 import { handleImageEdit, handleImageGeneration } from "./images.js";
 import { handleGetModel, handleListModels } from "./models.js";

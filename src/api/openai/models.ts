@@ -5,7 +5,7 @@ import type { ServerResponse } from "node:http";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Manifest } from "../../engine/manifest.js";
 import { sendJson } from "../http.js";
-import type { Services } from "../service.js";
+import type { Services } from "../../turns/service.js";
 
 /** `created` is when the model folder's manifest was written (the manifest holds no date). */
 async function modelObject(manifest: Manifest) {

@@ -9,7 +9,7 @@ import busboy from "busboy";
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Manifest } from "../../engine/manifest.js";
 import { readBody } from "../http.js";
-import { MAX_SEED } from "../validate.js";
+import { MAX_SEED } from "../../turns/validate.js";
 
 export type Body = Record<string, unknown>;
 

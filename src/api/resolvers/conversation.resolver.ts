@@ -3,11 +3,12 @@ import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subs
 import { AppError } from "../../errors.js";
 import type { Context } from "../context.js";
 import { conversationCursor, keyOf, parseConversationCursor, parseTurnCursor, turnCursor } from "../ids.js";
-import { getConversation, type ConversationHubEvent } from "../service.js";
+import type { ConversationHubEvent } from "../../turns/events.js";
+import { getConversation } from "../../turns/service.js";
 import { ConversationEventKind } from "../types/enums.js";
 import { CreateConversationInput } from "../types/inputs.js";
 import { Conversation, ConversationConnection, ConversationEvent, Turn, TurnConnection } from "../types/objects.js";
-import { validateTitle } from "../validate.js";
+import { validateTitle } from "../../turns/validate.js";
 
 export function checkPageSize(value: number | undefined | null, field: string, max: number): number | undefined {
   if (value === undefined || value === null) return undefined;

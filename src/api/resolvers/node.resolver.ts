@@ -3,10 +3,10 @@ import { Arg, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from "ty
 import { AppError, ErrorCode } from "../../errors.js";
 import type { Context } from "../context.js";
 import { parseGlobalId } from "../ids.js";
-import { getConversation, getTurn } from "../service.js";
+import { getConversation, getTurn } from "../../turns/service.js";
 import { Node } from "../types/node.js";
 import { Conversation, CreateUserPayload, Image, Turn, User } from "../types/objects.js";
-import { validateTitle } from "../validate.js";
+import { validateTitle } from "../../turns/validate.js";
 
 @Resolver()
 export class NodeResolver {

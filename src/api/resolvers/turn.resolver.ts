@@ -3,7 +3,8 @@ import { Arg, Ctx, FieldResolver, ID, Int, Mutation, Resolver, Root, Subscriptio
 import { AppError } from "../../errors.js";
 import type { Context } from "../context.js";
 import { keyOf } from "../ids.js";
-import { cancelTurn, getTurn, sendMessage, watchTurn, type TurnHubEvent } from "../service.js";
+import type { TurnHubEvent } from "../../turns/events.js";
+import { cancelTurn, getTurn, sendMessage, watchTurn } from "../../turns/service.js";
 import { Task } from "../types/enums.js";
 import { SendMessageInput } from "../types/inputs.js";
 import { Conversation, Image, SendMessagePayload, Turn, TurnEvent } from "../types/objects.js";

@@ -10,28 +10,36 @@ import { createHash } from "node:crypto";
 import { AppError, ErrorCode } from "../errors.js";
 import type { EngineClient, HistoryTurn, ImageParams, JobEvent, JobHandle, Preview } from "../engine/types.js";
 import { decodeToRgb, encodePngSync, encodeRgb, toDataUrl } from "../images/index.js";
-import type { TurnRow } from "../store/index.js";
-import { publishTurnStatus, type PreviewPayload, type Services, type TurnRunner } from "./service.js";
-import { TurnEventKind } from "./types/enums.js";
+import type { Store, TurnRow } from "../store/index.js";
+import { publishTurnStatus, TurnEventKind, type PreviewPayload, type TurnEvents } from "./events.js";
+import type { TurnRunner } from "./service.js";
 
 /** Earlier turns an understanding turn sees as chat history. */
 const HISTORY_TURNS = 8;
 const DEFAULT_PREVIEW_SIZE = 128;
 
+/** What a runner is built from: it reads and writes turns, publishes their events and runs jobs. */
+export interface RunnerDeps {
+  store: Store;
+  events: TurnEvents;
+  engine: EngineClient;
+  log?: (line: string) => void;
+}
+
 export class EngineRunner implements TurnRunner {
   private readonly handles = new Map<string, JobHandle>();
   /** Turns cancelled while their job still runs: their late progress events are not published. */
   private readonly stopped = new Set<string>();
-  private services: Services | null = null;
+  private readonly store: Store;
+  private readonly events: TurnEvents;
+  private readonly engine: EngineClient;
+  private readonly log: (line: string) => void;
 
-  constructor(
-    private readonly engine: EngineClient,
-    private readonly log: (line: string) => void = () => undefined,
-  ) {}
-
-  /** The runner publishes through the services it serves (they are built with it). */
-  attach(services: Services): void {
-    this.services = services;
+  constructor(deps: RunnerDeps) {
+    this.store = deps.store;
+    this.events = deps.events;
+    this.engine = deps.engine;
+    this.log = deps.log ?? (() => undefined);
   }
 
   enqueue(turn: TurnRow): void {
@@ -52,7 +60,7 @@ export class EngineRunner implements TurnRunner {
 
   /** Re-runs every turn a stopped server left QUEUED or RUNNING, oldest first. */
   async resumeUnfinished(): Promise<number> {
-    const store = this.must().store;
+    const { store } = this;
     const turns = await store.turns.unfinished();
     for (const turn of turns) {
       const row = turn.status === "RUNNING" ? await store.turns.setStatus(turn.id, "QUEUED") : turn;
@@ -61,14 +69,8 @@ export class EngineRunner implements TurnRunner {
     return turns.length;
   }
 
-  private must(): Services {
-    if (this.services === null) throw new AppError(ErrorCode.INTERNAL, "runner used before attach()");
-    return this.services;
-  }
-
   private async run(turn: TurnRow): Promise<void> {
-    const services = this.must();
-    const { store } = services;
+    const { store, events } = this;
     let handle: JobHandle;
     let sourceId: string | null;
     let params: ImageParams | null = null;
@@ -88,19 +90,19 @@ export class EngineRunner implements TurnRunner {
         // A step the engine finished after cancelTurn must not follow the CANCELLED event.
         if (this.stopped.has(turn.id)) continue;
         if (event.type === "queued") {
-          services.turnHub.publish(turn.id, { kind: TurnEventKind.QUEUED, turn: current, queuePosition: event.position, etaMs: event.etaMs, coalesceKey: "queue" });
+          events.turnHub.publish(turn.id, { kind: TurnEventKind.QUEUED, turn: current, queuePosition: event.position, etaMs: event.etaMs, coalesceKey: "queue" });
         } else if (event.type === "started") {
           current = (await store.turns.setStatus(turn.id, "RUNNING")) ?? current;
-          if (current.status === "RUNNING") publishTurnStatus(services, current);
+          if (current.status === "RUNNING") publishTurnStatus(events, current);
         } else if (event.type === "step") {
-          if (!services.turnHub.watched(turn.id)) continue; // nobody watches: skip encoding the preview
+          if (!events.turnHub.watched(turn.id)) continue; // nobody watches: skip encoding the preview
           const preview = event.preview === null ? null : this.encodePreview(event.preview, turn.params);
           if (event.preview === null || preview !== null || event.preview.kind === "linear") {
-            services.turnHub.publish(turn.id, { kind: TurnEventKind.STEP, turn: current, step: event.index, totalSteps: event.total, preview, producedAt: event.at, coalesceKey: "step" });
+            events.turnHub.publish(turn.id, { kind: TurnEventKind.STEP, turn: current, step: event.index, totalSteps: event.total, preview, producedAt: event.at, coalesceKey: "step" });
           }
         } else if (event.type === "token") {
           text = event.text;
-          services.turnHub.publish(turn.id, { kind: TurnEventKind.TOKEN, turn: { ...current, text }, delta: event.delta, coalesceKey: "token" });
+          events.turnHub.publish(turn.id, { kind: TurnEventKind.TOKEN, turn: { ...current, text }, delta: event.delta, coalesceKey: "token" });
         } else if (event.type === "done") {
           if ("steps" in event.params) params = event.params;
           await this.complete(turn, sourceId, event, params);
@@ -116,7 +118,7 @@ export class EngineRunner implements TurnRunner {
 
   /** Builds the engine job for a turn from its stored kind, text, images, seed and params. */
   private async submit(turn: TurnRow, ownerId: string): Promise<{ handle: JobHandle; sourceId: string | null }> {
-    const { store } = this.must();
+    const { store } = this;
     const p = turn.params as Record<string, unknown>;
     const partial: Partial<ImageParams> = {
       steps: p.steps as number | undefined,
@@ -148,12 +150,12 @@ export class EngineRunner implements TurnRunner {
 
   private async userText(turn: TurnRow): Promise<string> {
     if (turn.replyTo === null) return turn.text;
-    return (await this.must().store.turns.getById(turn.replyTo))?.text ?? turn.text;
+    return (await this.store.turns.getById(turn.replyTo))?.text ?? turn.text;
   }
 
   /** The message's first input image (attached, or the conversation's latest at send time). */
   private async inputImage(turn: TurnRow, ownerId: string): Promise<{ id: string; bytes: Uint8Array }> {
-    const { store } = this.must();
+    const { store } = this;
     const images = turn.replyTo === null ? [] : await store.turns.images(turn.replyTo);
     const input = images.filter((i) => i.role === "input").sort((a, b) => a.ord - b.ord)[0];
     const found = input === undefined ? null : await store.images.bytes(ownerId, input.image.id);
@@ -163,7 +165,7 @@ export class EngineRunner implements TurnRunner {
 
   /** Earlier text of the conversation, oldest first, for understanding (the message itself excluded). */
   private async history(turn: TurnRow): Promise<HistoryTurn[]> {
-    const { store } = this.must();
+    const { store } = this;
     const before = turn.replyTo === null ? turn.position : turn.position - 1;
     const page = await store.turns.page(turn.conversationId, { last: HISTORY_TURNS, before });
     return page.items.filter((t) => t.text !== "" && t.status === "COMPLETED").map((t) => ({ role: t.role, text: t.text }));
@@ -179,8 +181,7 @@ export class EngineRunner implements TurnRunner {
   }
 
   private async complete(turn: TurnRow, sourceId: string | null, event: Extract<JobEvent, { type: "done" }>, params: ImageParams | null): Promise<void> {
-    const services = this.must();
-    const { store } = services;
+    const { store } = this;
     let text: string | undefined;
     if (event.image !== null) {
       const png = await encodeRgb(event.image.rgb, event.image.width, event.image.height, "png");
@@ -192,16 +193,15 @@ export class EngineRunner implements TurnRunner {
       text = event.text ?? "";
     }
     const done = await store.turns.setStatus(turn.id, "COMPLETED", text === undefined ? {} : { text });
-    if (done !== null) publishTurnStatus(services, done);
+    if (done !== null) publishTurnStatus(this.events, done);
   }
 
   /** Writes the final status of a turn that did not complete (never left QUEUED or RUNNING). */
   private async end(turn: TurnRow, error: unknown): Promise<void> {
-    const services = this.must();
     const app = error instanceof AppError ? error : new AppError(ErrorCode.JOB_FAILED, String((error as Error)?.message ?? error), { cause: error });
     if (app.code === ErrorCode.INTERNAL || !(error instanceof AppError)) this.log(`runner: turn ${turn.id} failed: ${(error as Error)?.stack ?? String(error)}`);
     const status = app.code === ErrorCode.CANCELLED ? "CANCELLED" : "FAILED";
-    const row = await services.store.turns.setStatus(turn.id, status, { errorCode: app.code, errorMessage: app.message }).catch(() => null);
-    if (row !== null) publishTurnStatus(services, row);
+    const row = await this.store.turns.setStatus(turn.id, status, { errorCode: app.code, errorMessage: app.message }).catch(() => null);
+    if (row !== null) publishTurnStatus(this.events, row);
   }
 }

@@ -1,5 +1,5 @@
 /**
- * In-process fan-out of turn and conversation events to subscribers.
+ * Turn and conversation events, and their in-process fan-out to subscribers.
  *
  * Each subscriber owns a small queue. Progress events (a MAR step with its preview, a text token)
  * are "latest wins": a newer one replaces an older one of the same kind that the subscriber has
@@ -7,6 +7,8 @@
  * events (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, ...) are never dropped and keep order.
  * This mirrors vLLM's RequestOutputCollector and llama.cpp's partial/final split.
  */
+
+import type { ConversationRow, TurnRow } from "../store/index.js";
 
 export interface HubEvent {
   /** Progress events with the same coalesceKey replace each other while unread. */
@@ -123,4 +125,75 @@ export class EventHub<E extends HubEvent> {
     for (const subs of this.topics.values()) for (const sub of subs) sub.close();
     this.topics.clear();
   }
+}
+
+/** What a turn's watchers are told; registered as the GraphQL enum TurnEventKind. */
+export const TurnEventKind = {
+  /** The turn as it is now; always the first event of a subscription. */
+  SNAPSHOT: "SNAPSHOT",
+  QUEUED: "QUEUED",
+  RUNNING: "RUNNING",
+  /** One MAR iteration finished (step, totalSteps, maybe a preview). */
+  STEP: "STEP",
+  /** Understanding produced text (delta and the text so far). */
+  TOKEN: "TOKEN",
+  COMPLETED: "COMPLETED",
+  FAILED: "FAILED",
+  CANCELLED: "CANCELLED",
+} as const;
+export type TurnEventKind = (typeof TurnEventKind)[keyof typeof TurnEventKind];
+
+/** What a conversation's watchers are told; registered as the GraphQL enum ConversationEventKind. */
+export const ConversationEventKind = { SNAPSHOT: "SNAPSHOT", TURN_ADDED: "TURN_ADDED", TURN_UPDATED: "TURN_UPDATED", RENAMED: "RENAMED", DELETED: "DELETED" } as const;
+export type ConversationEventKind = (typeof ConversationEventKind)[keyof typeof ConversationEventKind];
+
+export interface PreviewPayload {
+  step: number;
+  width: number;
+  height: number;
+  dataUrl: string | null;
+  url: string | null;
+}
+
+export interface TurnHubEvent extends HubEvent {
+  kind: TurnEventKind;
+  turn: TurnRow;
+  queuePosition?: number | null;
+  etaMs?: number | null;
+  step?: number | null;
+  totalSteps?: number | null;
+  preview?: PreviewPayload | null;
+  delta?: string | null;
+  /** When the engine finished the step, ms since the epoch (latency measurements). */
+  producedAt?: number;
+}
+
+export interface ConversationHubEvent extends HubEvent {
+  kind: ConversationEventKind;
+  conversation: ConversationRow | null;
+  turn: TurnRow | null;
+}
+
+/** The two hubs turn events go to: one topic per turn, one per conversation. */
+export interface TurnEvents {
+  turnHub: EventHub<TurnHubEvent>;
+  conversationHub: EventHub<ConversationHubEvent>;
+}
+
+export function createTurnEvents(): TurnEvents {
+  return { turnHub: new EventHub(), conversationHub: new EventHub() };
+}
+
+const STATUS_EVENT: Record<TurnRow["status"], TurnEventKind> = {
+  QUEUED: TurnEventKind.QUEUED,
+  RUNNING: TurnEventKind.RUNNING,
+  COMPLETED: TurnEventKind.COMPLETED,
+  FAILED: TurnEventKind.FAILED,
+  CANCELLED: TurnEventKind.CANCELLED,
+};
+
+/** Publishes a turn's new status to its watchers and to its conversation's watchers. */
+export function publishTurnStatus(events: TurnEvents, turn: TurnRow, extra: Partial<TurnHubEvent> = {}): void {
+  events.turnHub.publish(turn.id, { kind: STATUS_EVENT[turn.status], turn, ...extra });
+  events.conversationHub.publish(turn.conversationId, { kind: ConversationEventKind.TURN_UPDATED, conversation: null, turn });
 }

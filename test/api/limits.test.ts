@@ -1,30 +1,6 @@
 import { parse } from "graphql";
 import { describe, expect, it } from "vitest";
 import { enforceOperationLimits, measureOperation } from "../../src/api/limits.js";
-import { Task, TurnKind } from "../../src/api/types/enums.js";
-import { isQuestion, resolveKind, validateParams } from "../../src/api/validate.js";
-
-describe("AUTO task resolution", () => {
-  it("generates without an image, understands questions and edits instructions with one", () => {
-    expect(resolveKind(Task.AUTO, "a red circle", false, false)).toBe(TurnKind.GENERATE);
-    expect(resolveKind(Task.AUTO, "what color is the circle?", true, false)).toBe(TurnKind.UNDERSTAND);
-    expect(resolveKind(Task.AUTO, "make the circle blue", true, false)).toBe(TurnKind.EDIT);
-    // No image attached, but the conversation has one: "make the circle blue" after "a red circle".
-    expect(resolveKind(Task.AUTO, "make the circle blue", false, true)).toBe(TurnKind.EDIT);
-    expect(resolveKind(Task.AUTO, "how many squares are there", false, true)).toBe(TurnKind.UNDERSTAND);
-    expect(resolveKind(Task.AUTO, "a blue square", false, true)).toBe(TurnKind.GENERATE);
-    expect(resolveKind(Task.EDIT, "a blue square", false, false)).toBe(TurnKind.EDIT);
-    expect(isQuestion("Is there a red circle")).toBe(true);
-  });
-});
-
-describe("parameter validation", () => {
-  it("keeps what was set and names the field, range and value otherwise", () => {
-    expect(validateParams({ steps: 8, cfg: 2.5 })).toEqual({ steps: 8, cfg: 2.5 });
-    expect(() => validateParams({ steps: 2.5 })).toThrow("input.params.steps: expected an integer in [1, 256], got 2.5");
-    expect(() => validateParams({ temperature: 0 })).toThrow(/input.params.temperature: expected a number in \[0.01, 5\], got 0/);
-  });
-});
 
 describe("operation limits", () => {
   const limits = { maxPageSize: 100, maxQueryDepth: 4, maxQueryComplexity: 300 };

@@ -6,10 +6,25 @@
 import { randomInt } from "node:crypto";
 import type { Limits } from "../config.js";
 import { AppError } from "../errors.js";
-import { TurnKind, Task } from "./types/enums.js";
-import type { GenerationParamsInput } from "./types/inputs.js";
+import type { CfgSchedule, PreviewKind } from "../engine/types.js";
+import { Task, TurnKind } from "../store/index.js";
 
 export const MAX_SEED = 2 ** 31 - 1;
+
+/** A message's sampling parameters as the client sent them (GraphQL's GenerationParamsInput). */
+export interface ParamsInput {
+  steps?: number;
+  cfg?: number;
+  cfgSchedule?: CfgSchedule;
+  temperature?: number;
+  diffusionSteps?: number;
+  seed?: number;
+  resolution?: number;
+  maxTokens?: number;
+  previewMethod?: PreviewKind;
+  previewEvery?: number;
+  previewSize?: number;
+}
 
 type Range = { min: number; max: number; integer: boolean };
 const PARAM_RANGES: Record<string, Range> = {
@@ -25,7 +40,7 @@ const PARAM_RANGES: Record<string, Range> = {
 };
 
 /** Plain params object with only the fields the client set, checked against PARAM_RANGES. */
-export function validateParams(input: GenerationParamsInput | undefined | null, field = "input.params"): Record<string, unknown> {
+export function validateParams(input: ParamsInput | undefined | null, field = "input.params"): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (input === undefined || input === null) return out;
   for (const [key, value] of Object.entries(input)) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { EventHub, type HubEvent } from "../../src/api/events.js";
+import { EventHub, type HubEvent } from "../../src/turns/events.js";
 
 interface E extends HubEvent {
   name: string;

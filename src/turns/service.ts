@@ -1,46 +1,17 @@
 /**
  * Conversation and turn operations, shared by GraphQL resolvers and HTTP routes. Knows the store,
- * the event hubs and (once the engine exists) a TurnRunner; knows nothing of GraphQL.
+ * the event hubs and (once the engine exists) a TurnRunner; knows nothing of GraphQL or HTTP.
  * Rule: a turn is stored before any work on it starts, and every status change is published.
  */
 import type { Config } from "../config.js";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Manifest } from "../engine/manifest.js";
-import type { ConversationRow, NewHistoryTurn, Store, TurnRow, UserRow } from "../store/index.js";
-import { EventHub, type HubEvent } from "./events.js";
-import { ConversationEventKind, Task, TurnEventKind, TurnKind } from "./types/enums.js";
-import type { GenerationParamsInput } from "./types/inputs.js";
-import { MAX_SEED, randomSeed, resolveKind, validateParams, validateText } from "./validate.js";
+import { TurnKind, type ConversationRow, type NewHistoryTurn, type Store, type Task, type TurnRow, type UserRow } from "../store/index.js";
+import { ConversationEventKind, TurnEventKind, publishTurnStatus, type TurnEvents, type TurnHubEvent } from "./events.js";
+import { MAX_SEED, randomSeed, resolveKind, validateParams, validateText, type ParamsInput } from "./validate.js";
 
 /** Replies one message may ask for (OpenAI's `n`, 1-4 there too). */
 export const MAX_REPLIES = 4;
-
-export interface PreviewPayload {
-  step: number;
-  width: number;
-  height: number;
-  dataUrl: string | null;
-  url: string | null;
-}
-
-export interface TurnHubEvent extends HubEvent {
-  kind: TurnEventKind;
-  turn: TurnRow;
-  queuePosition?: number | null;
-  etaMs?: number | null;
-  step?: number | null;
-  totalSteps?: number | null;
-  preview?: PreviewPayload | null;
-  delta?: string | null;
-  /** When the engine finished the step, ms since the epoch (latency measurements). */
-  producedAt?: number;
-}
-
-export interface ConversationHubEvent extends HubEvent {
-  kind: ConversationEventKind;
-  conversation: ConversationRow | null;
-  turn: TurnRow | null;
-}
 
 /** What runs assistant turns. Absent until an engine is configured: turns then stay QUEUED. */
 export interface TurnRunner {
@@ -52,38 +23,15 @@ export interface TurnRunner {
   queuePosition(turnId: string): number | null;
 }
 
-export interface Services {
+/** What the operations below (and the transports calling them) work with; built once by app.ts. */
+export interface Services extends TurnEvents {
   config: Config;
   store: Store;
   /** Is the database reachable? (readiness) */
   ping: () => Promise<boolean>;
-  turnHub: EventHub<TurnHubEvent>;
-  conversationHub: EventHub<ConversationHubEvent>;
   runner: TurnRunner | null;
   /** The loaded model's manifest (null when ENGINE=off or it failed to load). */
   model: Manifest | null;
-}
-
-export function createServices(config: Config, store: Store, ping: () => Promise<boolean>, runner: TurnRunner | null = null, model: Manifest | null = null): Services {
-  return { config, store, ping, turnHub: new EventHub(), conversationHub: new EventHub(), runner, model };
-}
-
-const STATUS_EVENT: Record<TurnRow["status"], TurnEventKind> = {
-  QUEUED: TurnEventKind.QUEUED,
-  RUNNING: TurnEventKind.RUNNING,
-  COMPLETED: TurnEventKind.COMPLETED,
-  FAILED: TurnEventKind.FAILED,
-  CANCELLED: TurnEventKind.CANCELLED,
-};
-
-/** Publishes a turn's new status to its watchers and to its conversation's watchers. */
-export function publishTurnStatus(services: Services, turn: TurnRow, extra: Partial<TurnHubEvent> = {}): void {
-  services.turnHub.publish(turn.id, { kind: STATUS_EVENT[turn.status], turn, ...extra });
-  services.conversationHub.publish(turn.conversationId, {
-    kind: ConversationEventKind.TURN_UPDATED,
-    conversation: null,
-    turn,
-  });
 }
 
 const FINAL_STATUSES = new Set<TurnRow["status"]>(["COMPLETED", "FAILED", "CANCELLED"]);
@@ -140,7 +88,7 @@ export interface SendMessageArgs {
   text: string;
   imageIds: string[];
   task: Task;
-  params?: GenerationParamsInput | null;
+  params?: ParamsInput | null;
   /** Model replies (OpenAI's `n`), each its own turn and job; seeds run on from the first. Default 1. */
   replies?: number;
   /** Earlier messages to store as finished turns before this one (an OpenAI chat request's history). */
