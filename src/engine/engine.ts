@@ -6,8 +6,8 @@
  * fails every job with ENGINE_DEAD and `ready` turns false. Shaped like vLLM's EngineCore.step.
  */
 import { randomUUID } from "node:crypto";
+import { Channel } from "../channel.js";
 import { AppError, ErrorCode } from "../errors.js";
-import { Channel } from "./channel.js";
 import { ImageJob } from "./image-job.js";
 import type { Manifest } from "./manifest.js";
 import { runIteration } from "./mar.js";

@@ -8,8 +8,8 @@
  * ENGINE_DEAD and the pool turns not ready.
  */
 import { randomUUID } from "node:crypto";
+import { Channel } from "../channel.js";
 import { AppError, ErrorCode } from "../errors.js";
-import { Channel } from "./channel.js";
 import type { Manifest } from "./manifest.js";
 import { resolveRequest, type ResolvedRequest } from "./params.js";
 import { JobQueue, type Queued } from "./queue.js";

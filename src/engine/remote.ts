@@ -6,8 +6,8 @@
  */
 import { randomUUID } from "node:crypto";
 import { Worker } from "node:worker_threads";
+import { Channel } from "../channel.js";
 import { AppError, ErrorCode } from "../errors.js";
-import { Channel } from "./channel.js";
 import { loadManifest, type Manifest } from "./manifest.js";
 import { resolveRequest } from "./params.js";
 import type { FromWorker, ToWorker, WorkerData } from "./protocol.js";

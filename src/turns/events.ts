@@ -1,13 +1,13 @@
 /**
  * Turn and conversation events, and their in-process fan-out to subscribers.
  *
- * Each subscriber owns a small queue. Progress events (a MAR step with its preview, a text token)
- * are "latest wins": a newer one replaces an older one of the same kind that the subscriber has
- * not read yet, so a slow client gets the newest preview instead of a growing backlog. Status
- * events (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, ...) are never dropped and keep order.
- * This mirrors vLLM's RequestOutputCollector and llama.cpp's partial/final split.
+ * Each subscriber owns a small queue (a Channel). Progress events (a MAR step with its preview,
+ * a text token) are "latest wins": a newer one replaces an older one of the same kind that the
+ * subscriber has not read yet, so a slow client gets the newest preview instead of a growing
+ * backlog. Status events (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, ...) are never dropped
+ * and keep order. This mirrors vLLM's RequestOutputCollector and llama.cpp's partial/final split.
  */
-
+import { Channel } from "../channel.js";
 import type { ConversationRow, TurnRow } from "../store/index.js";
 
 export interface HubEvent {
@@ -15,51 +15,9 @@ export interface HubEvent {
   coalesceKey?: string;
 }
 
-type Waiter = () => void;
-
-class Subscriber<E extends HubEvent> {
-  private queue: E[] = [];
-  private waiter: Waiter | undefined;
-  closed = false;
-
-  push(event: E): void {
-    if (this.closed) return;
-    if (event.coalesceKey !== undefined) {
-      const at = this.queue.findIndex((e) => e.coalesceKey === event.coalesceKey);
-      if (at >= 0) {
-        // Drop the stale unread progress event; keep the new one at the end so order with
-        // status events stays causal (a step never overtakes the status that preceded it).
-        this.queue.splice(at, 1);
-      }
-    }
-    this.queue.push(event);
-    this.wake();
-  }
-
-  close(): void {
-    this.closed = true;
-    this.wake();
-  }
-
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-
-  async next(): Promise<E | undefined> {
-    for (;;) {
-      const head = this.queue.shift();
-      if (head !== undefined) return head;
-      if (this.closed) return undefined;
-      await new Promise<void>((resolve) => (this.waiter = resolve));
-    }
-  }
-}
-
 /** A topic-keyed hub. Topics are strings such as a turn id; events are delivered to live subscribers only. */
 export class EventHub<E extends HubEvent> {
-  private readonly topics = new Map<string, Set<Subscriber<E>>>();
+  private readonly topics = new Map<string, Set<Channel<E>>>();
 
   publish(topic: string, event: E): void {
     const subs = this.topics.get(topic);
@@ -85,7 +43,7 @@ export class EventHub<E extends HubEvent> {
    * (graphql-ws does so when the client completes or disconnects) or when `closeAll()` runs.
    */
   subscribe(topic: string, first: () => Promise<E[]>): AsyncGenerator<E, void, undefined> {
-    const sub = new Subscriber<E>();
+    const sub = new Channel<E>(latestWins);
     let subs = this.topics.get(topic);
     if (subs === undefined) {
       subs = new Set();
@@ -98,14 +56,11 @@ export class EventHub<E extends HubEvent> {
       set?.delete(sub);
       if (set !== undefined && set.size === 0) this.topics.delete(topic);
     };
+    const published = sub.drain(remove);
     async function* run(): AsyncGenerator<E, void, undefined> {
       try {
         for (const e of await first()) yield e;
-        for (;;) {
-          const e = await sub.next();
-          if (e === undefined) return;
-          yield e;
-        }
+        yield* published;
       } finally {
         remove();
       }
@@ -125,6 +80,11 @@ export class EventHub<E extends HubEvent> {
     for (const subs of this.topics.values()) for (const sub of subs) sub.close();
     this.topics.clear();
   }
+}
+
+/** An unread progress event gives way to a newer one with the same coalesceKey. */
+function latestWins<E extends HubEvent>(unread: E, incoming: E): E | undefined {
+  return incoming.coalesceKey !== undefined && unread.coalesceKey === incoming.coalesceKey ? incoming : undefined;
 }
 
 /** What a turn's watchers are told; registered as the GraphQL enum TurnEventKind. */

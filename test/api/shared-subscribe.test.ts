@@ -5,6 +5,7 @@
 import { GraphQLObjectType, GraphQLSchema, GraphQLString, parse, type ExecutionArgs, type ExecutionResult } from "graphql";
 import { describe, expect, it } from "vitest";
 import { sharedSubscribe } from "../../src/api/shared-subscribe.js";
+import { Channel } from "../../src/channel.js";
 
 interface Ev {
   n: number;
@@ -16,21 +17,11 @@ function setup() {
   const feeds: Array<(e: Ev | undefined) => void> = [];
   // Each subscriber gets its own source generator fed from `publish`, as the EventHub does.
   function source(): AsyncGenerator<Ev> {
-    const queue: Ev[] = [];
-    let wake: (() => void) | undefined;
-    let ended = false;
-    feeds.push((e) => {
-      if (e === undefined) ended = true;
-      else queue.push(e);
-      wake?.();
-    });
+    const channel = new Channel<Ev>();
+    feeds.push((e) => (e === undefined ? channel.close() : channel.push(e)));
     return (async function* () {
       try {
-        for (;;) {
-          if (queue.length > 0) yield queue.shift()!;
-          else if (ended) return;
-          else await new Promise<void>((r) => (wake = r));
-        }
+        yield* channel.drain();
       } finally {
         returned++;
       }
