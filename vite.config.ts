@@ -1,5 +1,5 @@
 /**
- * Builds the web client (src/web) into dist/web, which src/api/server.ts serves at / and
+ * Builds the web client (src/web) into dist/web, which src/api/web.ts serves at / and
  * /graphiql. Two pages: the client and GraphiQL, so the client's bundle carries no React.
  * (vitest reads vitest.config.ts, not this file.)
  */

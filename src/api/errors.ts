@@ -15,11 +15,13 @@ function findAppError(error: unknown): AppError | undefined {
   return undefined;
 }
 
-export function formatError(
-  formatted: GraphQLFormattedError,
-  error: unknown,
-  options: { production: boolean; log?: (error: unknown) => void },
-): GraphQLFormattedError {
+/** How errors are shown: production hides internal messages; `log` gets what is hidden. */
+export interface FormatOptions {
+  production: boolean;
+  log?: (error: unknown) => void;
+}
+
+export function formatError(formatted: GraphQLFormattedError, error: unknown, options: FormatOptions): GraphQLFormattedError {
   const app = findAppError(error);
   if (app !== undefined) {
     const extensions: Record<string, unknown> = { code: app.code };

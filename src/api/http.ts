@@ -1,7 +1,7 @@
 /**
- * Plain HTTP routes beside GraphQL: image upload and download, health, readiness, metrics and
- * the web root. Errors are JSON `{ error: { code, message, field?, expected?, got? } }` with the
- * status of their ErrorCode.
+ * HTTP helpers (JSON answers, errors, bounded bodies, authentication) and the image routes'
+ * handlers, upload and download; routes.ts dispatches to them. Errors are JSON
+ * `{ error: { code, message, field?, expected?, got? } }` with the status of their ErrorCode.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";

@@ -6,6 +6,14 @@ import { buildSchema } from "type-graphql";
 import { ConversationResolver } from "./resolvers/conversation.resolver.js";
 import { ImageResolver, NodeResolver } from "./resolvers/node.resolver.js";
 import { TurnResolver } from "./resolvers/turn.resolver.js";
+import type { FormatOptions } from "./errors.js";
+
+/** What both GraphQL transports share: the schema, its connection fields (for the limits) and how errors are shown. */
+export interface GraphQLSetup {
+  schema: GraphQLSchema;
+  connections: ReadonlySet<string>;
+  errors: FormatOptions;
+}
 
 let built: Promise<GraphQLSchema> | undefined;
 

@@ -1,6 +1,6 @@
 /**
- * Node side of the web client (not bundled): serves the Vite build in dist/web for
- * src/api/server.ts. `/` is the client, `/graphiql` GraphiQL, `/assets/*` the hashed files.
+ * The web client's routes (server code, not bundled): serves the Vite build in dist/web for
+ * routes.ts. `/` is the client, `/graphiql` GraphiQL, `/assets/*` the hashed files.
  * Only names directly inside dist/web/assets are served, so no path can climb out of it.
  */
 import { createReadStream } from "node:fs";

@@ -8,9 +8,9 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { serveWeb } from "../../src/web/serve.js";
+import { serveWeb } from "../../src/api/web.js";
 import { startTestApp, type TestApp } from "../helpers/app.js";
-import { ensureWebBuild, ROOT } from "./helpers.js";
+import { ensureWebBuild, ROOT } from "../web/helpers.js";
 
 /** GET with the path sent exactly as written (fetch would normalize "..", which hides what the server does). */
 function rawGet(base: string, rawPath: string, method = "GET"): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {

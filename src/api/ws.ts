@@ -1,0 +1,90 @@
+/**
+ * GraphQL over WebSocket (graphql-ws, protocol graphql-transport-ws) on the HTTP server's
+ * /graphql: the connection's key authenticates it (a wrong one closes it with 4403), operations
+ * meet the same limits as over HTTP, identical subscriptions share one execution per event, and
+ * errors are shown as over HTTP.
+ */
+import type { Server } from "node:http";
+import { GraphQLError, parse, validate, type ExecutionArgs } from "graphql";
+import { useServer } from "graphql-ws/use/ws";
+import { WebSocketServer } from "ws";
+import type { AppError } from "../errors.js";
+import type { UserRow } from "../store/index.js";
+import type { Services } from "../turns/service.js";
+import { authenticate } from "./auth.js";
+import type { Context } from "./context.js";
+import { formatError, toGraphQLError } from "./errors.js";
+import { enforceOperationLimits } from "./limits.js";
+import type { Metrics } from "./metrics.js";
+import type { GraphQLSetup } from "./schema.js";
+import { sharedSubscribe } from "./shared-subscribe.js";
+
+export interface GraphQLWebSocket {
+  /** Closes every connection with 1001 (going away): the first step of a shutdown. */
+  goodbye(): void;
+  /** Stops serving operations (Apollo's drain calls it). */
+  dispose(): Promise<void>;
+  /** Stops accepting connections: the last step. */
+  close(): void;
+}
+
+export function startGraphQLWebSocket(
+  httpServer: Server,
+  graphql: GraphQLSetup,
+  services: Services,
+  metrics: Metrics,
+): GraphQLWebSocket {
+  const { schema, connections, errors } = graphql;
+  const wss = new WebSocketServer({ server: httpServer, path: "/graphql" });
+  const server = useServer<Record<string, unknown> | undefined, { user?: UserRow }>(
+    {
+      schema,
+      context: (ctx): Context => ({ user: ctx.extra.user!, services }),
+      // One execution per event for identical subscriptions (50 watchers of a turn share it).
+      subscribe: sharedSubscribe((args) => (args.contextValue as Context).user.id),
+      onConnect: async (ctx) => {
+        try {
+          ctx.extra.user = await authenticate(services.store, ctx.connectionParams?.authorization);
+          return true;
+        } catch {
+          return false; // graphql-ws closes with 4403 Forbidden
+        }
+      },
+      onSubscribe: (_ctx, _id, payload) => {
+        let document;
+        try {
+          document = parse(payload.query);
+        } catch (e) {
+          return [e instanceof GraphQLError ? e : new GraphQLError(String(e))];
+        }
+        const invalid = validate(schema, document);
+        if (invalid.length > 0) return invalid;
+        try {
+          enforceOperationLimits(document, payload.operationName, payload.variables, services.config.limits, connections);
+        } catch (e) {
+          return [toGraphQLError(e as AppError)];
+        }
+        metrics.activeSubscriptions.inc();
+        return undefined;
+      },
+      onComplete: () => {
+        metrics.activeSubscriptions.dec();
+      },
+      onNext: (_ctx, _id, _payload, _args: ExecutionArgs, result) => {
+        if (!result.errors) return undefined;
+        return { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e, errors)) };
+      },
+      onError: (_ctx, _id, _payload, list) => list.map((e) => formatError(e.toJSON(), e, errors)),
+    },
+    wss,
+  );
+  return {
+    goodbye() {
+      for (const client of wss.clients) client.close(1001, "server shutting down");
+    },
+    dispose: async () => {
+      await server.dispose();
+    },
+    close: () => wss.close(),
+  };
+}
