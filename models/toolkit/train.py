@@ -139,7 +139,8 @@ class Trainer(StageA):
         g = c.grid(self.size)
         d = {"size": self.size, "L": g * g, "img_tokens": g * g + c.buffer_tokens, "cfg_drop": a.cfg_drop,
              "vocab_size": c.vocab_size, "batch_gen": a.batch_gen, "batch_edit": a.batch_edit,
-             "batch_und": a.batch_und, "layout": a.layout, "mask_min": a.mask_min}
+             "batch_und": a.batch_und, "layout": a.layout, "mask_min": a.mask_min,
+             "edit_drawn": a.edit_drawn}
         if self.static:
             d.update(static=True, pads=static_pads(make_batch, d))
         return d
@@ -346,6 +347,9 @@ def parse_args(argv=None):
     ap.add_argument("--layout", default="random", choices=["random", "canonical", "fixed"],
                     help="training targets: any scene that fits the prompt, or the slots of shapes/layouts.py "
                     "with small jitter (canonical) or exactly (fixed)")
+    ap.add_argument("--edit-drawn", type=float, default=0.0,
+                    help="share of edit sources drawn like the model's own pictures (canonical layouts) "
+                    "instead of random scenes")
     ap.add_argument("--mask-min", type=float, default=0.7,
                     help="lower bound of the truncnorm(1, 0.25) mask ratio (MAR: 0.7; lower shows more visible tokens)")
     ap.add_argument("--cfg-drop", type=float, default=0.1, help="prompt dropout to the CFG negative")

@@ -84,7 +84,8 @@ def make_batch(job) -> dict:
         src = np.empty((Be, size, size, 3), np.uint8)
         tgt = np.empty((Be, size, size, 3), np.uint8)
         for i in range(Be):
-            scene, instr, target = S.sample_edit(rng, layout=d.get("layout", "random"))
+            scene, instr, target = S.sample_edit(rng, layout=d.get("layout", "random"),
+                                                 drawn_share=d.get("edit_drawn", 0.0))
             src[i] = S.render(scene, size)
             if rng.random() < drop:
                 texts.append(chat(EDIT_NEGATIVE.format(image=img_str)))

@@ -108,15 +108,17 @@ def _und_case(rng: random.Random, form: str) -> dict:
             return {"task": "understand", "scene": scene, "question": q, "answer": a}
 
 
-def _edit_case(rng: random.Random, form: str, layout: str = "random") -> tuple[dict, list[dict]]:
+def _edit_case(rng: random.Random, form: str, layout: str = "random",
+               source=None) -> tuple[dict, list[dict]]:
     """(case, target scene). layout "canonical" puts an added or moved object at the region's
-    fixed points (layouts.place_at_region) instead of anywhere in the region."""
+    fixed points (layouts.place_at_region) instead of anywhere in the region. source(rng), if
+    given, draws the source scene (default: a random scene, as evaluation does)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout: expected one of {list(LAYOUTS)}, got {layout!r}")
     if form not in EDIT_FORMS:
         raise ValueError(f"unknown edit form {form!r}")
     while True:
-        scene = sample_scene(rng)
+        scene = source(rng) if source else sample_scene(rng)
         i = rng.randrange(len(scene))
         o = scene[i]
         target = [dict(x) for x in scene]
@@ -202,10 +204,14 @@ def sample_understanding(rng: random.Random, form: str | None = None) -> tuple[l
     return case["scene"], case["question"], case["answer"]
 
 
-def sample_edit(rng: random.Random, form: str | None = None,
-                layout: str = "random") -> tuple[list[dict], str, list[dict]]:
-    """(source scene, instruction, target scene) for editing training."""
-    case, target = _edit_case(rng, form or rng.choice(EDIT_FORMS), layout)
+def sample_edit(rng: random.Random, form: str | None = None, layout: str = "random",
+                drawn_share: float = 0.0) -> tuple[list[dict], str, list[dict]]:
+    """(source scene, instruction, target scene) for editing training. With probability
+    drawn_share the source is what the model itself draws for a random prompt (a canonical
+    layout): users mostly edit the model's own pictures, as in the README's conversation."""
+    drawn = drawn_share > 0 and rng.random() < drawn_share
+    source = (lambda r: _gen_case(r, r.choice(GEN_CATEGORIES), layout)[1]) if drawn else None
+    case, target = _edit_case(rng, form or rng.choice(EDIT_FORMS), layout, source)
     return case["scene"], case["instruction"], target
 
 
