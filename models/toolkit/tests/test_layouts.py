@@ -52,3 +52,20 @@ def test_layout_is_checked():
         S._gen_case(random.Random(0), "colors", "grid")
     with pytest.raises(ValueError, match="layout"):
         S._edit_case(random.Random(0), "add", "grid")
+
+
+@pytest.mark.parametrize("layout", ["canonical", "fixed"])
+def test_edits_of_drawn_pictures(layout):
+    """With drawn_share 1 every edit source is a canonical generation target (what the model
+    itself draws), and the edit's target still scores 1.0; with 0 the sources stay random."""
+    rng = random.Random(f"drawn-{layout}")
+    slots = {xy for n in (1, 2, 3, 4) for xy in S.generation_slots("counting", n)}
+    slots |= {xy for rel in S.RELATIONS for xy in S.generation_slots("position", 2, rel)}
+    slots |= {xy for _, xy in S.REGION_PHRASES.values()}
+    for _ in range(N):
+        src, instr, target = S.sample_edit(rng, None, layout, drawn_share=1.0)
+        assert all(any(abs(o["cx"] - x) <= 0.021 and abs(o["cy"] - y) <= 0.021 for x, y in slots) for o in src), src
+        case = {"task": "edit", "scene": src, "instruction": instr, "expect": target}
+        assert S.score_edit(case, S.detect(S.render(target, 64))) == 1.0, (src, instr, target)
+    random_src = [S.sample_edit(rng, "recolor", layout)[0] for _ in range(N)]
+    assert any(abs(o["cx"] - 0.5) > 0.05 for sc in random_src for o in sc if len(sc) == 1)
