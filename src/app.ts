@@ -6,6 +6,7 @@
 import { engineOptions, type Config } from "./config.js";
 import { startAdminSocket, type AdminSocket } from "./api/admin.js";
 import { startServer, type RunningServer } from "./api/server.js";
+import { loadManifest, type Manifest } from "./engine/manifest.js";
 import { EnginePool } from "./engine/pool.js";
 import type { EngineClient } from "./engine/types.js";
 import { createStore, openDatabase, type Database, type Store } from "./store/index.js";
@@ -43,6 +44,19 @@ async function loadEngine(config: Config, log: (line: string) => void): Promise<
   }
 }
 
+/**
+ * The model's manifest without its engine (ENGINE=off, or a model that failed to load): messages
+ * are still checked against it. Null, logged, when it cannot be read.
+ */
+async function readManifest(config: Config, log: (line: string) => void): Promise<Manifest | null> {
+  try {
+    return await loadManifest(config.modelDir);
+  } catch (error) {
+    log(`parameters: not checked against a model (${(error as Error)?.message ?? String(error)})`);
+    return null;
+  }
+}
+
 export async function startApp(config: Config, log: (line: string) => void = () => undefined): Promise<App> {
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let server: RunningServer | undefined;
@@ -55,7 +69,8 @@ export async function startApp(config: Config, log: (line: string) => void = () 
     const events = createTurnEvents();
     // The runner is built from what it needs (store, events, engine), so it needs no services.
     const runner = engine === null ? null : new EngineRunner({ store, events, engine, log });
-    const services: Services = { config, store, ping: () => database.ping(), ...events, runner, model: engine?.manifest ?? null };
+    const manifest = engine?.manifest ?? (await readManifest(config, log));
+    const services: Services = { config, store, ping: () => database.ping(), ...events, runner, model: engine?.manifest ?? null, manifest };
     const loaded = engine;
     server = await startServer({ services, log, ready: () => (config.engineEnabled ? loaded !== null && loaded.ready : true) }, config.port, config.host);
     admin = await startAdminSocket(config.dataDir, store, log);

@@ -12,6 +12,7 @@ import type { EngineClient, HistoryTurn, ImageParams, JobEvent, JobHandle, Previ
 import { decodeToRgb, encodePngSync, encodeRgb, toDataUrl } from "../images/index.js";
 import type { Store, TurnRow } from "../store/index.js";
 import { publishTurnStatus, TurnEventKind, type PreviewPayload, type TurnEvents } from "./events.js";
+import { jobParams, type ParamsInput } from "./params.js";
 import type { TurnRunner } from "./service.js";
 
 /** Earlier turns an understanding turn sees as chat history. */
@@ -118,32 +119,21 @@ export class EngineRunner implements TurnRunner {
 
   /** Builds the engine job for a turn from its stored kind, text, images, seed and params. */
   private async submit(turn: TurnRow, ownerId: string): Promise<{ handle: JobHandle; sourceId: string | null }> {
-    const { store } = this;
-    const p = turn.params as Record<string, unknown>;
-    const partial: Partial<ImageParams> = {
-      steps: p.steps as number | undefined,
-      cfg: p.cfg as number | undefined,
-      cfgSchedule: p.cfgSchedule as ImageParams["cfgSchedule"] | undefined,
-      temperature: p.temperature as number | undefined,
-      diffusionSteps: p.diffusionSteps as number | undefined,
-      resolution: p.resolution as number | undefined,
-      seed: turn.seed ?? undefined,
-      preview: (p.previewMethod as ImageParams["preview"] | undefined) ?? "linear",
-      previewEvery: p.previewEvery as number | undefined,
-    };
+    // Stored resolved by sendMessage (turns/params.ts); older turns may hold only what was asked.
+    const params = jobParams({ ...(turn.params as ParamsInput), seed: turn.seed ?? undefined });
     const opts = { user: ownerId };
     const text = await this.userText(turn);
-    if (turn.kind === "generate") return { handle: this.engine.submit({ kind: "generate", prompt: text, params: partial }, opts), sourceId: null };
-    const size = partial.resolution ?? this.engine.manifest.defaultResolution;
+    if (turn.kind === "generate") return { handle: this.engine.submit({ kind: "generate", prompt: text, params: params.image }, opts), sourceId: null };
+    const size = params.image.resolution ?? this.engine.manifest.defaultResolution;
     const source = await this.inputImage(turn, ownerId);
     if (turn.kind === "edit") {
       const rgb = await decodeToRgb(source.bytes, { size, fit: "crop" });
       const image = { rgb: rgb.rgb, width: rgb.width, height: rgb.height };
-      return { handle: this.engine.submit({ kind: "edit", image, instruction: text, params: partial }, opts), sourceId: source.id };
+      return { handle: this.engine.submit({ kind: "edit", image, instruction: text, params: params.image }, opts), sourceId: source.id };
     }
     const rgb = await decodeToRgb(source.bytes, { size, fit: "pad", padColor: [127, 127, 127] });
     const image = { rgb: rgb.rgb, width: rgb.width, height: rgb.height };
-    const request = { kind: "understand" as const, image, question: text, history: await this.history(turn), params: { maxTokens: p.maxTokens as number | undefined, resolution: size } };
+    const request = { kind: "understand" as const, image, question: text, history: await this.history(turn), params: { ...params.understand, resolution: size } };
     const handle = this.engine.submit(request, opts);
     return { handle, sourceId: source.id };
   }

@@ -8,7 +8,8 @@ import { AppError, ErrorCode } from "../errors.js";
 import type { Manifest } from "../engine/manifest.js";
 import { TurnKind, type ConversationRow, type NewHistoryTurn, type Store, type Task, type TurnRow, type UserRow } from "../store/index.js";
 import { ConversationEventKind, TurnEventKind, publishTurnStatus, type TurnEvents, type TurnHubEvent } from "./events.js";
-import { MAX_SEED, randomSeed, resolveKind, validateParams, validateText, type ParamsInput } from "./validate.js";
+import { resolveTurnParams, type ParamsInput } from "./params.js";
+import { MAX_SEED, randomSeed, resolveKind, validateText } from "./validate.js";
 
 /** Replies one message may ask for (OpenAI's `n`, 1-4 there too). */
 export const MAX_REPLIES = 4;
@@ -32,6 +33,11 @@ export interface Services extends TurnEvents {
   runner: TurnRunner | null;
   /** The loaded model's manifest (null when ENGINE=off or it failed to load). */
   model: Manifest | null;
+  /**
+   * MODEL_DIR's manifest, read even when the engine is off: messages' parameters are checked
+   * against it before they are stored (null when it cannot be read; then they are stored as given).
+   */
+  manifest: Manifest | null;
 }
 
 const FINAL_STATUSES = new Set<TurnRow["status"]>(["COMPLETED", "FAILED", "CANCELLED"]);
@@ -112,7 +118,6 @@ export async function sendMessage(services: Services, user: UserRow, args: SendM
   if (args.imageIds.length > config.limits.maxImagesPerMessage) {
     throw AppError.limit("input.imageIds", `at most ${config.limits.maxImagesPerMessage} images`, `${args.imageIds.length} images`);
   }
-  const params = validateParams(args.params);
   const conversation = await getConversation(services, user, args.conversationId);
   for (const [i, imageId] of args.imageIds.entries()) {
     if (!(await store.images.visibleTo(user.id, imageId))) {
@@ -136,7 +141,9 @@ export async function sendMessage(services: Services, user: UserRow, args: SendM
   }
   const count = args.replies ?? 1;
   if (!Number.isInteger(count) || count < 1 || count > MAX_REPLIES) throw AppError.badInput("replies", `an integer in [1, ${MAX_REPLIES}]`, count);
-  const seed = typeof params.seed === "number" ? params.seed : randomSeed();
+  const seed = args.params?.seed ?? randomSeed();
+  // Checked by the engine's own table for this kind before anything is stored; stored resolved.
+  const params = resolveTurnParams(services.manifest, kind, args.params, seed);
   // Reply i uses seed + i (wrapping within the seed range), so a request is reproducible from its first seed.
   const replies = Array.from({ length: count }, (_, i) => {
     const s = (seed + i) % (MAX_SEED + 1);

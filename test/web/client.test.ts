@@ -169,7 +169,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "web client in Chromium" : `web cl
     await shot(p, "sent-with-images");
   });
 
-  it("sends the chosen task and the advanced parameters; empty fields are left to the model", async () => {
+  it("sends the chosen task and the advanced parameters; empty fields are left to the model's defaults", async () => {
     const p = await open();
     await signInByLink(p);
     const id = await newConversation(p);
@@ -192,12 +192,14 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "web client in Chromium" : `web cl
 
     await p.getByRole("button", { name: "Reset to defaults" }).click();
     await p.getByLabel("Steps").fill("8");
+    const request = p.waitForRequest((r) => r.method() === "POST" && r.url().endsWith("/graphql") && (r.postData() ?? "").includes("SendMessage"));
     await send(p, "a green triangle");
+    expect((await request).postDataJSON().variables.input.params).toEqual({ steps: 8 }); // empty fields are not sent
     turns = (await gqlOk(t.url, t.adminKey, LAST_TURNS, { id })).conversation.turns.nodes;
     reply = turns.filter((x: { role: string }) => x.role === "ASSISTANT").at(-1);
     expect(reply.task).toBe("AUTO"); // the task goes back to Auto after a send
-    expect(reply.params.steps).toBe(8);
-    for (const absent of ["cfg", "temperature", "previewMethod"]) expect(reply.params).not.toHaveProperty(absent);
+    // The turn is stored with the parameters it runs with: the model's defaults where none was set.
+    expect(reply.params).toMatchObject({ steps: 8, cfg: 3, temperature: 1, previewMethod: "linear" });
     expect(reply.params.seed).not.toBe(42); // random when left empty
   });
 

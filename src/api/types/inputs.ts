@@ -1,4 +1,4 @@
-/** Input types. Ranges are checked in turns/validate.ts so every error names field, expected and got. */
+/** Input types. Parameters are checked in turns/params.ts (the engine's table), so every error names field, expected and got. */
 import { Field, Float, ID, InputType, Int } from "type-graphql";
 import { CfgSchedule, PreviewMethod, Task } from "./enums.js";
 

@@ -112,7 +112,7 @@ export class Turn extends Node {
   @Field(() => String, { description: "The message, or the model's answer for understanding turns." })
   text!: string;
 
-  @Field(() => JSONObjectResolver, { description: "Sampling parameters as requested." })
+  @Field(() => JSONObjectResolver, { description: "Sampling parameters the turn runs with: those requested, over the model's defaults." })
   params!: Record<string, unknown>;
 
   @Field(() => Int, { nullable: true, description: "The seed that makes the result reproducible." })
