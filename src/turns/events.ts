@@ -1,23 +1,27 @@
 /**
  * Turn and conversation events, and their in-process fan-out to subscribers.
  *
- * Each subscriber owns a small queue (a Channel). Progress events (a MAR step with its preview,
- * a text token) are "latest wins": a newer one replaces an older one of the same kind that the
- * subscriber has not read yet, so a slow client gets the newest preview instead of a growing
- * backlog. Status events (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, ...) are never dropped
+ * Each subscriber owns a small queue (a Channel). A progress event (a MAR step with its preview,
+ * a text token) merges with an unread one of the same kind, so a slow client gets one up-to-date
+ * event instead of a growing backlog: a newer preview simply replaces the older one (latest
+ * wins), while text tokens join their deltas, so no text is lost (turnHub's rule, joinDeltas).
+ * Status events (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, ...) are never merged or dropped
  * and keep order. This mirrors vLLM's RequestOutputCollector and llama.cpp's partial/final split.
  */
 import { Channel } from "../channel.js";
 import type { ConversationRow, TurnRow } from "../store/index.js";
 
 export interface HubEvent {
-  /** Progress events with the same coalesceKey replace each other while unread. */
+  /** Progress events with the same coalesceKey merge while unread (the hub's `merge` rule). */
   coalesceKey?: string;
 }
 
 /** A topic-keyed hub. Topics are strings such as a turn id; events are delivered to live subscribers only. */
 export class EventHub<E extends HubEvent> {
   private readonly topics = new Map<string, Set<Channel<E>>>();
+
+  /** `merge(unread, incoming)`: the one event a subscriber gets for both; by default the newer. */
+  constructor(private readonly merge: (unread: E, incoming: E) => E = (_unread, incoming) => incoming) {}
 
   publish(topic: string, event: E): void {
     const subs = this.topics.get(topic);
@@ -43,7 +47,7 @@ export class EventHub<E extends HubEvent> {
    * (graphql-ws does so when the client completes or disconnects) or when `closeAll()` runs.
    */
   subscribe(topic: string, first: () => Promise<E[]>): AsyncGenerator<E, void, undefined> {
-    const sub = new Channel<E>(latestWins);
+    const sub = new Channel<E>((unread, incoming) => (incoming.coalesceKey !== undefined && unread.coalesceKey === incoming.coalesceKey ? this.merge(unread, incoming) : undefined));
     let subs = this.topics.get(topic);
     if (subs === undefined) {
       subs = new Set();
@@ -80,11 +84,6 @@ export class EventHub<E extends HubEvent> {
     for (const subs of this.topics.values()) for (const sub of subs) sub.close();
     this.topics.clear();
   }
-}
-
-/** An unread progress event gives way to a newer one with the same coalesceKey. */
-function latestWins<E extends HubEvent>(unread: E, incoming: E): E | undefined {
-  return incoming.coalesceKey !== undefined && unread.coalesceKey === incoming.coalesceKey ? incoming : undefined;
 }
 
 /** What a turn's watchers are told; registered as the GraphQL enum TurnEventKind. */
@@ -140,8 +139,18 @@ export interface TurnEvents {
   conversationHub: EventHub<ConversationHubEvent>;
 }
 
+/**
+ * A turn's unread progress for a slow subscriber: the newer event, and for TOKEN events the
+ * unread delta joined before the newer one, so `delta` stays "the new text since the previous
+ * TOKEN event" that this subscriber received and concatenating deltas gives the whole text.
+ */
+export function joinDeltas(unread: TurnHubEvent, incoming: TurnHubEvent): TurnHubEvent {
+  if (incoming.kind !== TurnEventKind.TOKEN || unread.kind !== TurnEventKind.TOKEN) return incoming;
+  return { ...incoming, delta: (unread.delta ?? "") + (incoming.delta ?? "") };
+}
+
 export function createTurnEvents(): TurnEvents {
-  return { turnHub: new EventHub(), conversationHub: new EventHub() };
+  return { turnHub: new EventHub(joinDeltas), conversationHub: new EventHub() };
 }
 
 const STATUS_EVENT: Record<TurnRow["status"], TurnEventKind> = {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { EventHub, type HubEvent } from "../../src/turns/events.js";
+import type { TurnRow } from "../../src/store/index.js";
+import { createTurnEvents, EventHub, TurnEventKind, type HubEvent, type TurnHubEvent } from "../../src/turns/events.js";
 
 interface E extends HubEvent {
   name: string;
@@ -45,5 +46,34 @@ describe("event hub", () => {
     await sub.return(undefined);
     expect(hub.size).toBe(0);
     expect(hub.watched("t")).toBe(false);
+  });
+});
+
+describe("a turn's events for a slow subscriber", () => {
+  const turn = (text: string): TurnRow => ({ id: "t", text, status: "RUNNING" }) as TurnRow;
+  const token = (delta: string, text: string): TurnHubEvent => ({ kind: TurnEventKind.TOKEN, turn: turn(text), delta, coalesceKey: "token" });
+  const preview = (step: number): TurnHubEvent => ({ kind: TurnEventKind.STEP, turn: turn(""), step, coalesceKey: "step" });
+
+  it("joins unread TOKEN deltas, so concatenating deltas never loses text; a STEP stays latest-wins", async () => {
+    const { turnHub } = createTurnEvents();
+    const fast = turnHub.subscribe("t", async () => []);
+    const slow = turnHub.subscribe("t", async () => []);
+    const fastDeltas: string[] = [];
+    let text = "";
+    for (const word of ["The", " circle", " is", " red"]) {
+      text += word;
+      const read = fast.next();
+      turnHub.publish("t", token(word, text));
+      fastDeltas.push((await read).value!.delta!);
+    }
+    turnHub.publish("t", preview(1));
+    turnHub.publish("t", preview(2));
+    turnHub.publish("t", { kind: TurnEventKind.COMPLETED, turn: { ...turn(text), status: "COMPLETED" } });
+    const got: TurnHubEvent[] = [];
+    for (let i = 0; i < 3; i++) got.push((await slow.next()).value!);
+    expect(fastDeltas).toEqual(["The", " circle", " is", " red"]);
+    expect(got.map((e) => [e.kind, e.delta ?? e.step ?? null])).toEqual([["TOKEN", "The circle is red"], ["STEP", 2], ["COMPLETED", null]]);
+    expect(got[0]!.turn.text).toBe("The circle is red");
+    await Promise.all([fast.return(undefined), slow.return(undefined)]);
   });
 });
