@@ -1,17 +1,12 @@
 /** Channel, the one async queue: order, a normal or failed end, early return, coalescing. */
 import { describe, expect, it } from "vitest";
 import { Channel } from "../src/channel.js";
-
-async function all<T>(source: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const item of source) out.push(item);
-  return out;
-}
+import { collect } from "./helpers/collect.js";
 
 describe("channel", () => {
   it("yields items in order, those queued before close() included, then ends", async () => {
     const c = new Channel<number>();
-    const read = all(c.drain());
+    const read = collect(c.drain());
     c.push(1);
     c.push(2);
     await new Promise((r) => setImmediate(r));
@@ -26,11 +21,7 @@ describe("channel", () => {
     c.push("a");
     c.fail(new Error("broken"));
     const seen: string[] = [];
-    await expect(
-      (async () => {
-        for await (const item of c.drain()) seen.push(item);
-      })(),
-    ).rejects.toThrow("broken");
+    await expect(collect(c.drain(), { onItem: (item) => seen.push(item) })).rejects.toThrow("broken");
     expect(seen).toEqual(["a"]);
   });
 
@@ -52,6 +43,6 @@ describe("channel", () => {
     const c = new Channel<string>(sum);
     for (const item of ["+a", "status", "+b", "+c"]) c.push(item);
     c.close();
-    expect(await all(c.drain())).toEqual(["status", "+abc"]);
+    expect(await collect(c.drain())).toEqual(["status", "+abc"]);
   });
 });

@@ -30,17 +30,20 @@ interface Member {
 }
 
 export class EnginePool implements EngineClient {
+  private readonly members: Member[];
   private readonly queue: JobQueue<PoolJob>;
   private readonly jobs = new Map<string, PoolJob>();
   private closing = false;
   /** Moving average of a job's run time, for ETAs. */
   private jobMs: number | null = null;
 
+  /** `engines` take at most `maxBatch` jobs each (give them a queue of that size); `maxQueue` wait here. */
   constructor(
-    private readonly members: Member[],
+    engines: EngineClient[],
     private readonly maxBatch: number,
     maxQueue: number,
   ) {
+    this.members = engines.map((engine) => ({ engine, active: 0 }));
     this.queue = new JobQueue(maxQueue);
   }
 
@@ -49,7 +52,12 @@ export class EnginePool implements EngineClient {
     // The pool holds the waiting jobs; a worker is never sent more than maxBatch at once.
     const each = { ...options, maxQueue: options.maxBatch };
     const engines = await Promise.all(Array.from({ length: Math.max(1, workers) }, () => RemoteEngine.load(each)));
-    return new EnginePool(engines.map((engine) => ({ engine, active: 0 })), options.maxBatch, options.maxQueue);
+    return new EnginePool(engines, options.maxBatch, options.maxQueue);
+  }
+
+  /** Jobs running on each engine, in order (how the pool spreads work). */
+  get activeJobs(): number[] {
+    return this.members.map((m) => m.active);
   }
 
   get manifest(): Manifest {

@@ -13,6 +13,11 @@ import { resolveRequest } from "./params.js";
 import type { FromWorker, ToWorker, WorkerData } from "./protocol.js";
 import type { EngineClient, EngineOptions, JobEvent, JobHandle, JobRequest, SubmitOptions } from "./types.js";
 
+/** The engine's thread. It runs TypeScript sources: its entry registers tsx's loader first. */
+export function startEngineThread(data: WorkerData): Worker {
+  return new Worker(new URL("./worker-entry.mjs", import.meta.url), { workerData: data, execArgv: [] });
+}
+
 interface RemoteJob {
   channel: Channel<JobEvent>;
   position: number | null;
@@ -36,15 +41,14 @@ export class RemoteEngine implements EngineClient {
     });
   }
 
-  /** Validates the model folder here, then loads it in a worker; rejects with the worker's reason. */
-  static async load(options: EngineOptions): Promise<RemoteEngine> {
+  /**
+   * Validates the model folder here, then loads it in a worker started by `start` (a caller that
+   * keeps the thread can watch it); rejects with the worker's reason.
+   */
+  static async load(options: EngineOptions, start: (data: WorkerData) => Worker = startEngineThread): Promise<RemoteEngine> {
     const manifest = await loadManifest(options.modelDir);
     const { log, ...rest } = options;
-    // The worker runs TypeScript sources; its entry registers tsx's loader first.
-    const worker = new Worker(new URL("./worker-entry.mjs", import.meta.url), {
-      workerData: { options: rest } satisfies WorkerData,
-      execArgv: [],
-    });
+    const worker = start({ options: rest });
     const ready = await new Promise<FromWorker>((resolve) => {
       worker.once("message", resolve);
       worker.once("error", (error) => resolve({ op: "load-failed", code: ErrorCode.MODEL_INVALID, message: error.message }));

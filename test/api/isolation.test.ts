@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toGlobalId } from "../../src/api/ids.js";
-import { CREATE_CONVERSATION, SEND_MESSAGE, collect, gql, gqlOk, startTestApp, wsClient, type TestApp } from "../helpers/app.js";
+import { CREATE_CONVERSATION, SEND_MESSAGE, gql, gqlOk, startTestApp, subscription, wsClient, type TestApp } from "../helpers/app.js";
+import { collect } from "../helpers/collect.js";
 
 let t: TestApp;
 let alice: string;
@@ -93,7 +94,7 @@ describe("isolation between users", () => {
       const codes: unknown[] = [];
       for (const id of [own, missing]) {
         const client = wsClient(t.wsUrl, bob);
-        const error = await collect(client, query, { id }, () => true).then(
+        const error = await collect(subscription(client, query, { id }), { until: () => true }).then(
           () => null,
           (e: { errors?: Array<{ extensions?: { code?: string } }> }) => e.errors?.[0]?.extensions?.code,
         );

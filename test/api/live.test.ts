@@ -11,7 +11,8 @@ import { UNDERSTAND_FORMS, undCase } from "../../src/shapes/cases.js";
 import { Rng } from "../../src/shapes/rng.js";
 import { scoreUnderstand } from "../../src/shapes/score.js";
 import { render } from "../../src/shapes/world.js";
-import { CREATE_CONVERSATION, SEND_MESSAGE, collect, gqlOk, isFinalTurnEvent, startTestApp, wsClient, type TestApp } from "../helpers/app.js";
+import { CREATE_CONVERSATION, SEND_MESSAGE, gqlOk, isFinalTurnEvent, startTestApp, subscription, wsClient, type TestApp } from "../helpers/app.js";
+import { collect } from "../helpers/collect.js";
 
 const TURN_EVENTS = `subscription($id: ID!) {
   turnUpdated(id: $id) {
@@ -39,7 +40,7 @@ async function send(conversationId: string, text: string, extra: Record<string, 
 async function follow(turnId: string, key = t.adminKey): Promise<any[]> {
   const client = wsClient(t.wsUrl, key);
   try {
-    const events = await collect(client, TURN_EVENTS, { id: turnId }, (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated), undefined, 60_000);
+    const events = await collect(subscription(client, TURN_EVENTS, { id: turnId }), { until: (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated), timeoutMs: 60_000 });
     return events.map((e) => e.turnUpdated);
   } finally {
     await client.dispose();
@@ -146,11 +147,15 @@ describe("live turns", () => {
     // from when this client asked: the HTTP round trip can take several fast steps.
     let latestStep = -1;
     let cancelled: Promise<number> | null = null;
-    const events = await collect(client, TURN_EVENTS, { id: turn }, (evs) => FINAL.has(evs.at(-1)?.turnUpdated.kind), (e) => {
-      if (e.turnUpdated.kind !== "STEP") return;
-      latestStep = e.turnUpdated.step;
-      cancelled ??= gqlOk(t.url, t.adminKey, `mutation($id: ID!) { cancelTurn(id: $id) { status } }`, { id: turn }).then(() => latestStep);
-    }, 60_000);
+    const events = await collect(subscription(client, TURN_EVENTS, { id: turn }), {
+      until: (evs) => FINAL.has(evs.at(-1)?.turnUpdated.kind),
+      onItem: (e) => {
+        if (e.turnUpdated.kind !== "STEP") return;
+        latestStep = e.turnUpdated.step;
+        cancelled ??= gqlOk(t.url, t.adminKey, `mutation($id: ID!) { cancelTurn(id: $id) { status } }`, { id: turn }).then(() => latestStep);
+      },
+      timeoutMs: 60_000,
+    });
     await client.dispose();
     const kinds = events.map((e) => e.turnUpdated.kind);
     expect(kinds.at(-1)).toBe("CANCELLED");
@@ -163,7 +168,7 @@ describe("live turns", () => {
     // A subscriber that leaves early does not stop the turn.
     const other = await send(conv, "a purple circle", { params: { steps: 6, diffusionSteps: 5 } });
     const early = wsClient(t.wsUrl, t.adminKey);
-    await collect(early, TURN_EVENTS, { id: other }, (evs) => evs.length >= 1);
+    await collect(subscription(early, TURN_EVENTS, { id: other }), { until: (evs) => evs.length >= 1 });
     await early.dispose();
     expect((await follow(other)).at(-1).turn.status).toBe("COMPLETED");
   });

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnginePool } from "../../src/engine/pool.js";
-import { CREATE_CONVERSATION, SEND_MESSAGE, collect, gqlOk, isFinalTurnEvent, startTestApp, wsClient, type TestApp } from "../helpers/app.js";
+import { CREATE_CONVERSATION, SEND_MESSAGE, gqlOk, isFinalTurnEvent, startTestApp, subscription, wsClient, type TestApp } from "../helpers/app.js";
+import { collect } from "../helpers/collect.js";
 
 const FAST = { steps: 4, diffusionSteps: 5 };
 const EVENTS = `subscription($id: ID!) { turnUpdated(id: $id) { kind turn { status outputImages { sha256 } } } }`;
@@ -22,7 +23,7 @@ async function run(conv: string, seed: number): Promise<string> {
   const r = await gqlOk(t.url, t.adminKey, SEND_MESSAGE, { input: { conversationId: conv, text: "a red circle", task: "GENERATE", params: { ...FAST, seed } } });
   const client = wsClient(t.wsUrl, t.adminKey);
   try {
-    const events = await collect(client, EVENTS, { id: r.sendMessage.assistantTurn.id }, (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated), undefined, 60_000);
+    const events = await collect(subscription(client, EVENTS, { id: r.sendMessage.assistantTurn.id }), { until: (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated), timeoutMs: 60_000 });
     const last = events.at(-1)!.turnUpdated;
     expect(last.turn.status).toBe("COMPLETED");
     return last.turn.outputImages[0].sha256;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CREATE_CONVERSATION, SEND_MESSAGE, collect, gqlOk, startTestApp, wsClient, type TestApp } from "../helpers/app.js";
+import { CREATE_CONVERSATION, SEND_MESSAGE, gqlOk, startTestApp, subscription, wsClient, type TestApp } from "../helpers/app.js";
+import { collect } from "../helpers/collect.js";
 
 const TURN_UPDATED = `subscription($id: ID!) { turnUpdated(id: $id) { kind queuePosition turn { id status error { code } } } }`;
 const CONVERSATION_UPDATED = `subscription($id: ID!) { conversationUpdated(id: $id) { kind conversation { id title } turn { id role status } } }`;
@@ -21,23 +22,20 @@ describe("subscriptions over graphql-ws", () => {
 
     const client = wsClient(t.wsUrl, t.adminKey);
     let cancelled = false;
-    const events = await collect(
-      client,
-      TURN_UPDATED,
-      { id: turnId },
-      (evs) => evs.some((e) => e.turnUpdated.kind === "CANCELLED"),
-      (event) => {
+    const events = await collect(subscription(client, TURN_UPDATED, { id: turnId }), {
+      until: (evs) => evs.some((e) => e.turnUpdated.kind === "CANCELLED"),
+      onItem: (event) => {
         if (event.turnUpdated.kind === "SNAPSHOT" && !cancelled) {
           cancelled = true;
           void gqlOk(t.url, t.adminKey, `mutation($id: ID!) { cancelTurn(id: $id) { id status } }`, { id: turnId });
         }
       },
-    );
+    });
     expect(events[0]!.turnUpdated).toMatchObject({ kind: "SNAPSHOT", turn: { id: turnId, status: "QUEUED" } });
     expect(events.at(-1)!.turnUpdated).toMatchObject({ kind: "CANCELLED", turn: { status: "CANCELLED", error: { code: "CANCELLED" } } });
 
     // The turn is finished: a new subscription gets its snapshot, then completes.
-    const late = await collect(client, TURN_UPDATED, { id: turnId }, () => false);
+    const late = await collect(subscription(client, TURN_UPDATED, { id: turnId }), { until: () => false });
     await client.dispose();
     expect(late.map((e) => e.turnUpdated.kind)).toEqual(["SNAPSHOT"]);
     expect(late[0]!.turnUpdated.turn.status).toBe("CANCELLED");
@@ -48,12 +46,9 @@ describe("subscriptions over graphql-ws", () => {
     const id = createConversation.id as string;
     const client = wsClient(t.wsUrl, t.adminKey);
     let acted = false;
-    const events = await collect(
-      client,
-      CONVERSATION_UPDATED,
-      { id },
-      (evs) => evs.some((e) => e.conversationUpdated.kind === "RENAMED"),
-      (event) => {
+    const events = await collect(subscription(client, CONVERSATION_UPDATED, { id }), {
+      until: (evs) => evs.some((e) => e.conversationUpdated.kind === "RENAMED"),
+      onItem: (event) => {
         if (event.conversationUpdated.kind === "SNAPSHOT" && !acted) {
           acted = true;
           void (async () => {
@@ -62,7 +57,7 @@ describe("subscriptions over graphql-ws", () => {
           })();
         }
       },
-    );
+    });
     await client.dispose();
     const kinds = events.map((e) => e.conversationUpdated.kind);
     expect(kinds[0]).toBe("SNAPSHOT");
@@ -73,7 +68,7 @@ describe("subscriptions over graphql-ws", () => {
 
   it("refuses a connection without a valid key", async () => {
     const client = wsClient(t.wsUrl, "upk_not-a-real-key");
-    const outcome = await collect(client, TURN_UPDATED, { id: "x" }, () => true).then(
+    const outcome = await collect(subscription(client, TURN_UPDATED, { id: "x" }), { until: () => true }).then(
       () => "resolved",
       (error: { raw?: { code?: number } }) => error.raw?.code ?? "rejected",
     );

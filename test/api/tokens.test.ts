@@ -11,10 +11,10 @@ import { toGlobalId } from "../../src/api/ids.js";
 import { Channel } from "../../src/channel.js";
 import type { EngineClient, JobEvent } from "../../src/engine/types.js";
 import { Task, type UserRow } from "../../src/store/index.js";
-import type { TurnHubEvent } from "../../src/turns/events.js";
 import { EngineRunner } from "../../src/turns/runner.js";
 import { sendMessage, watchTurn } from "../../src/turns/service.js";
-import { collect, isFinalTurnEvent, startTestApp, wsClient, type TestApp } from "../helpers/app.js";
+import { isFinalTurnEvent, startTestApp, subscription, wsClient, type TestApp } from "../helpers/app.js";
+import { collect } from "../helpers/collect.js";
 
 const WORDS = ["The", " circle", " is", " red", "."];
 const TURN_EVENTS = `subscription($id: ID!) { turnUpdated(id: $id) { kind delta turn { status text } } }`;
@@ -67,12 +67,14 @@ describe("TOKEN events", () => {
     const slow = watchTurn(services, user.id, assistant.id);
     expect((await slow.next()).value?.kind).toBe("SNAPSHOT"); // subscribed; now it reads nothing
     const client = wsClient(t.wsUrl, t.adminKey);
-    const fast = await collect(client, TURN_EVENTS, { id: toGlobalId("Turn", assistant.id) }, (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated), (e) => {
-      if (e.turnUpdated.kind === "SNAPSHOT") runner.enqueue(assistant);
+    const fast = await collect(subscription(client, TURN_EVENTS, { id: toGlobalId("Turn", assistant.id) }), {
+      until: (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated),
+      onItem: (e) => {
+        if (e.turnUpdated.kind === "SNAPSHOT") runner.enqueue(assistant);
+      },
     });
     await client.dispose();
-    const late: TurnHubEvent[] = [];
-    for await (const event of slow) late.push(event);
+    const late = await collect(slow);
 
     const answer = WORDS.join("");
     const fastTokens = fast.map((e) => e.turnUpdated).filter((e) => e.kind === "TOKEN");

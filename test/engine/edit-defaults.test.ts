@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { EnginePool } from "../../src/engine/pool.js";
 import { RemoteEngine } from "../../src/engine/remote.js";
-import type { EngineClient, ImageParams, JobEvent, JobHandle } from "../../src/engine/types.js";
+import type { EngineClient, ImageParams, JobHandle } from "../../src/engine/types.js";
+import { collect } from "../helpers/collect.js";
 import { MODEL_DIR, edit, gen } from "./fixtures.js";
 
 const FAST = { steps: 2, diffusionSteps: 2, seed: 1, preview: "none" as const };
@@ -32,8 +33,7 @@ afterAll(async () => {
 });
 
 async function params(h: JobHandle): Promise<ImageParams> {
-  let last: JobEvent | undefined;
-  for await (const e of h.events) last = e;
+  const last = (await collect(h.events)).at(-1);
   if (last?.type !== "done") throw new Error("no done event");
   return last.params as ImageParams;
 }

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import type { JobEvent, JobRequest, RgbTensor } from "../../src/engine/types.js";
+import { collect } from "../helpers/collect.js";
 import { MODEL_DIR, ask, edit, gen } from "./fixtures.js";
 
 let engine: Engine;
@@ -14,12 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await engine?.close();
 });
-
-async function collect(events: AsyncGenerator<JobEvent, void, undefined>): Promise<JobEvent[]> {
-  const out: JobEvent[] = [];
-  for await (const e of events) out.push(e);
-  return out;
-}
 
 const run = (request: JobRequest): Promise<JobEvent[]> => collect(engine.submit(request).events);
 
@@ -93,18 +88,13 @@ describe("engine", () => {
   it("cancels between steps and frees the place at once", async () => {
     const handle = engine.submit(gen("a red circle", { steps: 30, diffusionSteps: 5, seed: 3 }));
     const seen: string[] = [];
-    const outcome = (async () => {
-      try {
-        for await (const e of handle.events) {
-          seen.push(e.type);
-          if (e.type === "step" && e.index === 2) handle.cancel();
-        }
-        return "completed";
-      } catch (error) {
-        return (error as { code?: string }).code;
-      }
-    })();
-    expect(await outcome).toBe("CANCELLED");
+    const outcome = collect(handle.events, {
+      onItem: (e) => {
+        seen.push(e.type);
+        if (e.type === "step" && e.index === 2) handle.cancel();
+      },
+    });
+    await expect(outcome).rejects.toMatchObject({ code: "CANCELLED" });
     expect(seen.filter((t) => t === "step").length).toBeLessThanOrEqual(3);
     expect(engine.queuePosition(handle.id)).toBeNull();
   });
@@ -158,9 +148,8 @@ describe("execution provider", () => {
       // This machine (and CI) has no GPU adapter; on a GPU machine the provider stays webgpu.
       if (e.model.provider === "cpu") expect(lines.join("\n")).toMatch(/webgpu is not available \(.+\); falling back to cpu/);
       else expect(lines).toEqual([]);
-      const events = [];
-      for await (const ev of e.submit(gen("a red circle", { steps: 2, diffusionSteps: 2, seed: 1 })).events) events.push(ev.type);
-      expect(events.at(-1)).toBe("done");
+      const events = await collect(e.submit(gen("a red circle", { steps: 2, diffusionSteps: 2, seed: 1 })).events);
+      expect(events.at(-1)?.type).toBe("done");
     } finally {
       await e.close();
     }

@@ -3,19 +3,26 @@
  * one queue. Jobs spread over both, give the bytes they give alone, and keep the queue's
  * guarantees (positions, QUEUE_FULL, cancellation of waiting and running jobs).
  */
+import type { Worker } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Engine } from "../../src/engine/engine.js";
 import { EnginePool } from "../../src/engine/pool.js";
+import { RemoteEngine, startEngineThread } from "../../src/engine/remote.js";
 import type { JobEvent, JobHandle } from "../../src/engine/types.js";
+import { collect } from "../helpers/collect.js";
 import { MODEL_DIR, gen } from "./fixtures.js";
 
 const FAST = { steps: 4, diffusionSteps: 5 };
 let pool: EnginePool;
 let alone: Engine;
+/** The first worker's thread, kept from its start, to report a crash of it (the last test). */
+let firstThread: Worker;
 
 beforeAll(async () => {
   const options = { modelDir: MODEL_DIR, provider: "cpu" as const, threads: 1, maxQueue: 2, maxBatch: 2 };
-  pool = await EnginePool.load(options, 2);
+  // As EnginePool.load(options, 2) builds it (each worker takes one batch), keeping a thread.
+  const first = await RemoteEngine.load(options, (data) => (firstThread = startEngineThread(data)));
+  pool = new EnginePool([first, await RemoteEngine.load(options)], options.maxBatch, options.maxQueue);
   alone = await Engine.load({ ...options, maxQueue: 8 });
 });
 afterAll(async () => {
@@ -23,13 +30,6 @@ afterAll(async () => {
   await alone?.close();
 });
 
-async function collect(events: AsyncGenerator<JobEvent, void, undefined>): Promise<JobEvent[]> {
-  const out: JobEvent[] = [];
-  for await (const e of events) out.push(e);
-  return out;
-}
-
-const active = (): number[] => (pool as unknown as { members: Array<{ active: number }> }).members.map((m) => m.active);
 const image = (events: JobEvent[]): Buffer => {
   const last = events.at(-1);
   if (last?.type !== "done") throw new Error(`no done event: ${events.map((e) => e.type).join(",")}`);
@@ -40,7 +40,7 @@ describe("engine pool", () => {
   it("spreads jobs over the workers, queues the rest in order, and each job gives its bytes run alone", async () => {
     expect(pool.ready).toBe(true);
     const handles: JobHandle[] = Array.from({ length: 6 }, (_, i) => pool.submit(gen("a red circle", { ...FAST, seed: 30 + i })));
-    expect(active()).toEqual([2, 2]); // 2 workers x batch 2 running, 2 waiting
+    expect(pool.activeJobs).toEqual([2, 2]); // 2 workers x batch 2 running, 2 waiting
     expect(handles.map((h) => pool.queuePosition(h.id))).toEqual([null, null, null, null, 0, 1]);
     const events = await Promise.all(handles.map((h) => collect(h.events)));
     const queued = events[5]!.filter((e) => e.type === "queued").map((e) => (e as { position: number }).position);
@@ -50,7 +50,7 @@ describe("engine pool", () => {
       const ref = await collect(alone.submit(gen("a red circle", { ...FAST, seed: 30 + i })).events);
       expect(image(events[i]!).equals(image(ref)), `job ${i}`).toBe(true);
     }
-    expect(active()).toEqual([0, 0]);
+    expect(pool.activeJobs).toEqual([0, 0]);
   });
 
   it("is full when its own queue is (QUEUE_FULL), and cancels waiting and running jobs", async () => {
@@ -62,7 +62,7 @@ describe("engine pool", () => {
     await expect(collect(waiting[0]!.events)).rejects.toMatchObject({ code: "CANCELLED" });
     await expect(collect(running[0]!.events)).rejects.toMatchObject({ code: "CANCELLED" });
     await Promise.all([...running.slice(1), waiting[1]!].map((h) => collect(h.events)));
-    expect(active()).toEqual([0, 0]);
+    expect(pool.activeJobs).toEqual([0, 0]);
   });
 
   it("sends each worker a full batch even when the waiting queue is shorter than a batch", async () => {
@@ -100,8 +100,7 @@ describe("engine pool", () => {
     const jobs = Array.from({ length: 4 }, (_, i) => pool.submit(gen("a red circle", { steps: 16, diffusionSteps: 25, seed: i })));
     // The worker thread reports a crash. (Terminating a thread while it is inside onnxruntime's
     // native code aborts the whole process, so the crash is signalled, not caused.)
-    const members = (pool as unknown as { members: Array<{ engine: { worker: { emit(event: "error", e: Error): boolean } } }> }).members;
-    members[0]!.engine.worker.emit("error", new Error("simulated crash"));
+    firstThread.emit("error", new Error("simulated crash"));
     const results = await Promise.allSettled(jobs.map((h) => collect(h.events)));
     const codes = results.map((r) => (r.status === "rejected" ? (r.reason as { code: string }).code : "DONE"));
     expect(codes.filter((c) => c === "ENGINE_DEAD").length).toBe(2); // the dead worker's two

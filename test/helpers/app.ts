@@ -105,50 +105,17 @@ export function wsClient(wsUrl: string, key: string | null): Client {
   });
 }
 
-/** Subscribes and collects events; `until` decides when to stop. Rejects on error or timeout. */
-export function collect<T = Record<string, any>>(
-  client: Client,
-  query: string,
-  variables: Record<string, unknown>,
-  until: (events: T[]) => boolean,
-  onEvent?: (event: T, events: T[]) => void,
-  timeoutMs = 30_000,
-): Promise<T[]> {
-  return new Promise((resolve, reject) => {
-    const events: T[] = [];
-    const timer = setTimeout(() => {
-      dispose();
-      reject(new Error(`timed out after ${timeoutMs} ms with ${events.length} events: ${JSON.stringify(events).slice(0, 500)}`));
-    }, timeoutMs);
-    const dispose = client.subscribe<T>(
-      { query, variables },
-      {
-        next: (result) => {
-          if (result.errors?.length) {
-            clearTimeout(timer);
-            dispose();
-            reject(Object.assign(new Error(`subscription errors: ${JSON.stringify(result.errors)}`), { errors: result.errors }));
-            return;
-          }
-          events.push(result.data as T);
-          onEvent?.(result.data as T, events);
-          if (until(events)) {
-            clearTimeout(timer);
-            dispose();
-            resolve([...events]); // a copy: events still in flight must not change the result
-          }
-        },
-        error: (error) => {
-          clearTimeout(timer);
-          reject(error instanceof Error ? error : Object.assign(new Error(`subscription failed: ${JSON.stringify(error)}`), { raw: error }));
-        },
-        complete: () => {
-          clearTimeout(timer);
-          resolve([...events]);
-        },
-      },
-    );
-  });
+/** A graphql-ws subscription's data, event by event; a result with errors, or a failed connection, rejects. */
+export async function* subscription<T = Record<string, any>>(client: Client, query: string, variables: Record<string, unknown>): AsyncGenerator<T, void, undefined> {
+  try {
+    for await (const result of client.iterate<T>({ query, variables })) {
+      if (result.errors?.length) throw Object.assign(new Error(`subscription errors: ${JSON.stringify(result.errors)}`), { errors: result.errors });
+      yield result.data as T;
+    }
+  } catch (error) {
+    // graphql-ws rejects with what the socket said (a close event with its code), not an Error.
+    throw error instanceof Error ? error : Object.assign(new Error(`subscription failed: ${JSON.stringify(error)}`), { raw: error });
+  }
 }
 
 /** Is this turnUpdated event the last one? A SNAPSHOT of a finished turn is final too. */
