@@ -205,7 +205,8 @@ describe.each(drivers)("turns on $name", (driver) => {
     const unfinished = await store.turns.unfinished();
     expect(unfinished.every((t) => t.role === "assistant" && (t.status === "QUEUED" || t.status === "RUNNING"))).toBe(true);
     const ids = unfinished.map((t) => t.id);
-    expect(ids.indexOf(a.id)).toBeGreaterThanOrEqual(0);
+    expect(ids).toContain(a.id);
+    expect(ids).toContain(b.id);
     expect(ids.indexOf(a.id)).toBeLessThan(ids.indexOf(b.id));
     const counts1 = await store.turns.countByStatus();
     expect(counts1.RUNNING).toBe(counts0.RUNNING + 1);
