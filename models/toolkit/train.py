@@ -27,7 +27,7 @@ Prompts go through toolkit.tokenizer exactly as sampler.Runner builds them.
 AdamW (0.9, 0.95, wd 0.02 on matrices), linear warm-up + cosine to 0.1x, grad clip, EMA (evaluated
 and exported). bf16: autocast on CUDA; on CPU only the matmuls run in bf16 (master weights, norms,
 softmax and the diffusion math stay fp32), which is 4-5x faster on AVX512-BF16 CPUs
-(tiny-prototype.md section 2).
+(docs/stack.md section 3).
 
 Everything random in a step is a pure function of (--seed, step): batches are rendered from
 `random.Random(f"{seed}:{step}")` (in worker processes on CUDA), orders/masks from a numpy

@@ -20,7 +20,7 @@ from .train_data import _tok
 
 
 # ---------------------------------------------------------------------------------------------
-# bf16 on CPU: matmul inputs in bf16, everything else fp32 (tiny-prototype.md section 2)
+# bf16 on CPU: matmul inputs in bf16, everything else fp32 (docs/stack.md section 3)
 
 
 @contextlib.contextmanager

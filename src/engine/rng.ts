@@ -1,7 +1,8 @@
 /**
  * The engine's one source of randomness: a seeded xoshiro128** generator per job. It drives the
  * MAR orders and every Gaussian draw, so a job's draws depend on its seed alone (never on other
- * jobs it is batched with), and the same seed gives the same image (DESIGN.md section 3).
+ * jobs it is batched with), and the same seed gives the same image (docs/model.md section 3.6,
+ * "Randomness and batching").
  * The generator is specified here so any language can reproduce it; tests pin its first outputs.
  */
 

@@ -1,10 +1,11 @@
 /**
- * The batched stages of one MAR iteration (continuous batching, DESIGN.md section 3), in the
- * order mar.ts calls them. Jobs whose iteration has the same resolution, visible count V and
+ * The batched stages of one MAR iteration (continuous batching, docs/architecture.md section 5),
+ * in the order mar.ts calls them. Jobs whose iteration has the same resolution, visible count V and
  * predicted count n share one session.run per stage (encoder, LLM, decoder); the diffusion head
  * runs all jobs' tokens in one call per DDPM step. Each stage takes and returns plain per-job
  * values (rows = cond (+ uncond)), so no stage writes into a job. Every row is computed as it
  * would be alone, so a batched job gives the same bytes as the job run by itself (test/engine).
+ * "spec N" in this file: section N of docs/model.md.
  */
 import { ddpmStep } from "./diffusion.js";
 import type { ImageJob } from "./image-job.js";

@@ -1,8 +1,9 @@
 /**
  * Runs assistant turns on the engine and streams them: the bridge between stored turns and
  * engine jobs. Input images are decoded to the model's resolution here (center crop for edits,
- * pad to square for understanding, spec 4.1 and 5), previews are encoded here, and every result
- * is stored content-addressed with its lineage before the turn is marked COMPLETED.
+ * pad to square for understanding: docs/model.md section 4 step 1 and section 5), previews are
+ * encoded here, and every result is stored content-addressed with its lineage before the turn is
+ * marked COMPLETED.
  * Restart safety: turns left QUEUED or RUNNING by a stopped server are run again from their
  * stored seed and parameters (`resumeUnfinished`), which reproduces the same image.
  */

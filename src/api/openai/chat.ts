@@ -171,7 +171,8 @@ async function streamChat(
   const chunk = (delta: Body, finish: string | null = null) => ({ ...base, choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }] });
   let sent = "";
   let last: TurnRow = started.replies[0]!;
-  // TOKEN events are latest-wins for a slow reader: send what is new in the text so far, not the event's delta.
+  // A TOKEN event's turn.text is the whole answer so far: send what is new in it (for a slow reader
+  // the hub has joined the unread deltas, so this is the same text as the deltas).
   const sendText = async (text: string): Promise<void> => {
     if (!text.startsWith(sent) || text.length === sent.length) return;
     await stream.send(chunk({ content: text.slice(sent.length) }));

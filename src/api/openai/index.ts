@@ -1,6 +1,6 @@
 /**
  * OpenAI-compatible routes under /v1, beside GraphQL: the same keys, turn service, engine and
- * history. Errors leave in OpenAI's shape (./errors.ts); server.ts sends them for any /v1 path.
+ * history. Errors leave in OpenAI's shape (./errors.ts); routes.ts sends them for any /v1 path.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AppError, ErrorCode } from "../../errors.js";
