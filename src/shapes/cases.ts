@@ -1,12 +1,13 @@
 // ShapesEval cases: the JSONL format of docs/shapes-world.md section 5, its validation
 // (anyone can bring their own case file, so errors name the line and the field), and seeded
-// random generation of fresh cases in exactly the spec's prompt forms. Mirrors the generators
-// in models/toolkit/shapes/cases.py (same forms and rules; the random streams differ by design).
+// random generation of fresh cases in exactly the prompt forms of its section 3. Mirrors the
+// generators in models/toolkit/shapes/cases.py (same forms and rules; the random streams differ
+// by design).
 import { Rng } from "./rng.js";
 import { EDIT_FORMS, GEN_CATEGORIES, REPEAT_INSTRUCTION, scoreGenerate, type Category, type EditForm } from "./score.js";
 import {
-  COLORS, MAX_OBJECTS, REGIONS, RELATIONS, SHAPES, countWord, inRegion, isColor, isRegion, isRelation, isShape,
-  place, regionOf, sampleScene, type Color, type Region, type Relation, type SceneObject, type Shape, type Spec,
+  COLORS, MAX_OBJECTS, REGIONS, RELATIONS, SHAPES, countWord, inRegion, place, regionOf, sampleScene,
+  type Color, type Region, type Relation, type SceneObject, type Shape, type Spec,
 } from "./world.js";
 
 export interface ExpectObject {

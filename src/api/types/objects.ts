@@ -4,7 +4,7 @@
  * ../resolvers, so they are loaded only when asked for.
  */
 import { DateTimeISOResolver, JSONObjectResolver } from "graphql-scalars";
-import { Field, ID, Int, ObjectType } from "type-graphql";
+import { Field, Int, ObjectType } from "type-graphql";
 import type { ConversationRow, ImageMeta, TurnRow, UserRow } from "../../store/index.js";
 import { toGlobalId } from "../ids.js";
 import { mimeToExt, type ImageMime } from "../../images/index.js";
