@@ -34,7 +34,7 @@ from . import shapes as S
 from .diffusion import Schedule
 from .evaluate import load_tokenizer, load_torch
 from .sampler import Draws, Runner, from_uint8, to_latent, to_tokens, to_uint8
-from .train_data import _tok, make_batch, to_device_batch
+from .train_data import tiny_tokenizer, make_batch, to_device_batch
 from .train_losses import DiffusionLoss, Objective
 
 TASKS = ("gen", "edit")
@@ -43,7 +43,7 @@ TASKS = ("gen", "edit")
 def _capture_z(model, batch):
     """The trainer's z (condition of the diffusion head) per task, [B*n, W], without the loss."""
     obj = Objective(model, "cpu")
-    obj.ids = _tok(model.cfg.vocab_size)[1]
+    obj.ids = tiny_tokenizer(model.cfg.vocab_size)[1]
     seen = []
     obj.diff = lambda head, z, x0, mul, gen, ctx: (seen.append(z.detach()), (torch.zeros(()),) * 2)[1]
     with torch.no_grad():

@@ -42,7 +42,6 @@ train_stage_a.py (stage A) and train_export.py (sweep and export), all re-export
 from __future__ import annotations
 
 import argparse
-import contextlib  # noqa: F401 (toolkit.train.contextlib is used by the tests)
 import json
 import os
 import time
@@ -54,16 +53,16 @@ from . import vae_train as V
 from .config import get_config
 from .evaluate import DeviceModel, build_cases, pick_device, run_cases, torch_load
 from .model import UniPic, param_count
-# The trainer's parts; every name is re-exported here, as when this was one module.
-from .train_data import (_W, BatchStream, _masking, _pad, _tok, make_batch, to_device_batch,  # noqa: F401
-                         truncnorm_ratio, vae_job)
+# The trainer's parts: train_data (batches), train_losses (the eager pass), train_static (the
+# fixed-shape pass), train_state (init, EMA, checkpoints, log), train_stage_a (the VAE),
+# train_export (sweep and export).
+from .train_data import BatchStream, make_batch, tiny_tokenizer, to_device_batch
 from .train_export import export_weights, sweep_sampling
-from .train_losses import (DiffusionLoss, Objective, _approx_cdf, cpu_bf16_matmuls,  # noqa: F401
-                           discretized_gaussian_ll, normal_kl)
+from .train_losses import Objective
 from .train_stage_a import StageA
 from .train_static import StaticObjective, StepChooser, static_pads
-from .train_state import (EMA, Log, _fmt_t, _state_dict, atomic_save, init_train, rng_state,  # noqa: F401
-                          set_rng_state, step_generator, trainable)
+from .train_state import EMA, Log, fmt_duration, unipic_state_dict, atomic_save, init_train, rng_state, set_rng_state, \
+    step_generator, trainable
 
 
 # ---------------------------------------------------------------------------------------------
@@ -83,8 +82,8 @@ def lr_at(a, step: int, total: int | None) -> float:
     return a.lr
 
 
-class Trainer(StageA):
-    """The two stages (stage A from StageA), checkpoints and periodic evaluation."""
+class Trainer:
+    """The two stages (stage A: train_stage_a.StageA), checkpoints and periodic evaluation."""
 
     def __init__(self, args):
         self.a = args
@@ -103,6 +102,10 @@ class Trainer(StageA):
                 torch.backends.cudnn.allow_tf32 = True
             except Exception:  # noqa: BLE001 (newer torch: fp32_precision API)
                 pass
+
+    def stage_vae(self):
+        """Stage A (the VAE), or its saved result: the VAE state dict."""
+        return StageA(self).run()
 
     def workers(self):
         a = self.a
@@ -179,14 +182,14 @@ class Trainer(StageA):
         model = self.build(vae_sd)
         obj = (StaticObjective if self.static else Objective)(model, self.dev, mul=a.diff_mul, autocast=self.bf16,
                                                                cpu_bf16=self.bf16, snr_gamma=a.snr_gamma)
-        tok, ids = _tok(self.cfg.vocab_size)
+        tok, ids = tiny_tokenizer(self.cfg.vocab_size)
         obj.ids = ids
         opt = self.optimizer(model)
         ema = EMA(model, a.ema)
         state = {"step": 0, "elapsed": 0.0, "total": a.steps}
         if a.init_from and not (a.resume and os.path.exists(self.ckpt_path())):
             # warm start from earlier (EMA) weights: new optimizer and schedule, new data steps
-            sd = {k: v.float() for k, v in _state_dict(torch_load(a.init_from)).items()}
+            sd = {k: v.float() for k, v in unipic_state_dict(torch_load(a.init_from)).items()}
             model.load_state_dict({**sd, **{k: v for k, v in model.state_dict().items() if k.startswith("vae.")}})
             ema.load({k: v.to(self.dev) for k, v in sd.items()})
             self.log.bar(f"[train] initialised from {a.init_from}", final=True)
@@ -199,7 +202,7 @@ class Trainer(StageA):
             set_rng_state(st["rng"])
             if a.steps and a.steps != state.get("total"):
                 state["total"] = a.steps
-            self.log.bar(f"[train] resumed at step {state['step']} ({_fmt_t(state['elapsed'])} trained)", final=True)
+            self.log.bar(f"[train] resumed at step {state['step']} ({fmt_duration(state['elapsed'])} trained)", final=True)
         n_train = sum(p.numel() for _, p in trainable(model))
         self.log.bar(f"[train] UniPic {self.cfg.name}: {param_count(model) / 1e6:.2f}M params "
                      f"({n_train / 1e6:.2f}M trained, VAE frozen), device {self.dev}, "
@@ -280,7 +283,7 @@ class Trainer(StageA):
                     parts = " ".join(f"{k} {mean[k]:.4f}" for k in ("gen", "edit", "und") if k in mean)
                     self.log.bar(f"[train] step {step}/{tot or '?'} | loss {mean['loss']:.4f} ({parts}) "
                                  f"und_acc {mean.get('und_acc', 0):.2f} | lr {lr:.2e} "
-                                 f"| {rate:.3f} s/step | {_fmt_t(el)} ETA {_fmt_t(eta)}")
+                                 f"| {rate:.3f} s/step | {fmt_duration(el)} ETA {fmt_duration(eta)}")
                     per_step = a.batch_gen + a.batch_edit + a.batch_und
                     sps_win = per_step * (step - win[0]) / max(el - win[1], 1e-9)
                     win = (step, el)
@@ -303,7 +306,7 @@ class Trainer(StageA):
             stream.close()
         self.log.bar("", final=True)
         self.save(model, ema, opt, state)
-        self.log.bar(f"[train] stopped at step {step} after {_fmt_t(state['elapsed'])} of training; "
+        self.log.bar(f"[train] stopped at step {step} after {fmt_duration(state['elapsed'])} of training; "
                      f"checkpoint {self.ckpt_path()}", final=True)
         final = None
         if a.final_eval and not (a.eval_every and step % a.eval_every == 0):
@@ -402,40 +405,38 @@ def parse_args(argv=None):
     return a
 
 
+def export_run(tr, weights: dict, export_dir: str, source: str) -> dict:
+    """The one export path: optional sampling sweep (--sweep), then toolkit.export of `weights`."""
+    sampling = None
+    if tr.a.sweep:
+        sampling, rows = sweep_sampling(weights, tr.cfg, tr.dev, log=lambda m: tr.log.bar(m, final=True))
+        tr.log.write({"stage": "sweep", "rows": rows, "chosen": sampling})
+    return export_weights(weights, export_dir, tr.cfg, source, sampling)
+
+
 def main(argv=None):
     a = parse_args(argv)
     torch.set_num_threads(a.threads or (torch.get_num_threads() if torch.cuda.is_available() else 1))
     tr = Trainer(a)
     export_dir = a.export or os.path.join(a.out, "unipic-tiny")
     if a.export_only:
-        w = torch_load(a.weights or os.path.join(a.out, "ema.pt"))
-        if isinstance(w, dict) and "ema" in w and "model" in w:
-            w = w["ema"]
-        sampling = None
-        if a.sweep:
-            sampling, rows = sweep_sampling(w, tr.cfg, tr.dev, log=lambda m: tr.log.bar(m, final=True))
-            tr.log.write({"stage": "sweep", "rows": rows, "chosen": sampling})
+        w = unipic_state_dict(torch_load(a.weights or os.path.join(a.out, "ema.pt")))
         src = a.source or f"trained: {os.path.basename(a.weights or 'ema.pt')} ({os.path.abspath(a.out)})"
-        man = export_weights(w, export_dir, tr.cfg, src, sampling)
+        man = export_run(tr, w, export_dir, src)
         print(f"exported {export_dir}: sampling_defaults {man['sampling_defaults']}")
         return
     t0 = time.time()
     vae_sd = tr.stage_vae()
     model, ema, state, final = tr.stage_unipic(vae_sd)
     if not a.no_export:
-        w = ema.state_dict(model)
-        sampling = None
-        if a.sweep:
-            sampling, rows = sweep_sampling(w, tr.cfg, tr.dev, log=lambda m: tr.log.bar(m, final=True))
-            tr.log.write({"stage": "sweep", "rows": rows, "chosen": sampling})
         src = (f"trained by toolkit.train: {state['step']} steps, {state['elapsed'] / 60:.1f} min on "
                f"{torch.cuda.get_device_name(0) if tr.cuda else 'cpu'}")
-        man = export_weights(w, export_dir, tr.cfg, src, sampling)
+        man = export_run(tr, ema.state_dict(model), export_dir, src)
         tr.log.write({"stage": "export", "dir": export_dir, "sampling_defaults": man["sampling_defaults"]})
         tr.log.bar(f"[export] {export_dir} (sampling_defaults {man['sampling_defaults']}); regenerate the "
                    f"engine fixtures with: python -m toolkit.fixtures --weights {os.path.join(a.out, 'ema.pt')}",
                    final=True)
-    tr.log.bar(f"[done] {_fmt_t(time.time() - t0)} in all", final=True)
+    tr.log.bar(f"[done] {fmt_duration(time.time() - t0)} in all", final=True)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ from .tokenizer import (EDIT_NEGATIVE, EDIT_POSITIVE, IMAGE, T2I_NEGATIVE, T2I_P
 _W = {}  # per-process cache: tokenizer, ids
 
 
-def _tok(vocab_size):
+def tiny_tokenizer(vocab_size):
+    """(tokenizer, special ids) of the tiny vocabulary, built once per process."""
     if "tok" not in _W:
         tok = ByteLevelBPE(build_tiny_tokenizer(vocab_size))
         _W["tok"], _W["ids"] = tok, special_ids(tok)
@@ -63,7 +64,7 @@ def make_batch(job) -> dict:
     """job = (seed, step, dims dict). Renders and tokenizes one step's batch (numpy only)."""
     seed, step, d = job
     size, L, n_img, drop = d["size"], d["L"], d["img_tokens"], d["cfg_drop"]
-    tok, ids = _tok(d["vocab_size"])
+    tok, ids = tiny_tokenizer(d["vocab_size"])
     rng = random.Random(f"{seed}:{step}")
     rs = np.random.RandomState(zlib.crc32(f"{seed}:{step}".encode()))
     img_str = IMAGE * n_img

@@ -8,7 +8,7 @@ import torch
 from .evaluate import DeviceModel, build_cases, run_cases
 from .model import UniPic
 from .tokenizer import build_tiny_tokenizer
-from .train_data import _tok
+from .train_data import tiny_tokenizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -37,7 +37,7 @@ def sweep_sampling(weights_sd, cfg, device, n_gen=8, n_edit=40, seed=99, log=Non
     m.eval()
     dev = torch.device(device)
     runnable = DeviceModel(m.to(dev), dev) if dev.type == "cuda" else m
-    tok, _ = _tok(cfg.vocab_size)
+    tok, _ = tiny_tokenizer(cfg.vocab_size)
     cases = build_cases(n_gen, 0, n_edit, seed=seed)
     best, rows = None, []
     for c in (1.5, 3.0, 5.0):

@@ -16,7 +16,7 @@ from .diffusion import Schedule
 from .mar import resize_table
 from .model import UniPic
 from .tokenizer import USER_PREFIX
-from .train_data import _tok
+from .train_data import tiny_tokenizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ class Objective:
         self.L = c.grid(c.default_resolution) ** 2
         self.buf = c.buffer_tokens
         self.ids = None
-        tok, _ = _tok(c.vocab_size)
+        tok, _ = tiny_tokenizer(c.vocab_size)
         self.img_start = len(tok.encode(USER_PREFIX))  # <image> rows follow "<|im_start|>user\n"
         self.diff = DiffusionLoss(self.dev, snr_gamma)
         self.autocast = autocast and self.dev.type == "cuda"

@@ -1,8 +1,8 @@
 """Stage A of toolkit.train: the tiny KL VAE trained on rendered scenes (losses and metrics in
 toolkit/vae_train.py), then standardised, measured (detector agreement) and saved for freezing.
 
-A mixin of toolkit.train.Trainer: it uses the trainer's args (self.a), config, device, log and
-data workers.
+Built from the trainer (toolkit.train.Trainer.stage_vae): it reads the trainer's args, config,
+device, log and data workers, and owns nothing else.
 """
 
 from __future__ import annotations
@@ -18,20 +18,25 @@ import torch
 from . import vae_train as V
 from .evaluate import torch_load
 from .train_data import BatchStream, vae_job
-from .train_state import _fmt_t, _state_dict, atomic_save, step_generator
+from .train_state import fmt_duration, unipic_state_dict, atomic_save, step_generator
 
 
 class StageA:
-    """Stage A, the VAE: a mixin of toolkit.train.Trainer."""
+    """Stage A, the VAE, for one trainer."""
 
-    # ---- stage A -----------------------------------------------------------------------
+    def __init__(self, trainer):
+        t = trainer
+        self.a, self.cfg, self.dev, self.out, self.log = t.a, t.cfg, t.dev, t.out, t.log
+        self.size, self.cuda, self.bf16, self.workers = t.size, t.cuda, t.bf16, t.workers
+
     def vae_path(self):
         return os.path.join(self.out, "vae.pt")
 
-    def stage_vae(self):
+    def run(self):
+        """-> the trained (or saved) VAE's state dict."""
         a = self.a
         if a.init_from and not os.path.exists(self.vae_path()):
-            sd = _state_dict(torch_load(a.init_from))
+            sd = unipic_state_dict(torch_load(a.init_from))
             vae = {k[4:]: v.float() for k, v in sd.items() if k.startswith("vae.")}
             self.log.bar(f"[vae] VAE taken from --init-from {a.init_from}", final=True)
             atomic_save({"vae": vae, "metrics": {"source": f"init-from {a.init_from}"}}, self.vae_path())
@@ -85,7 +90,7 @@ class StageA:
                 parts = {k: float(v) for k, v in parts.items()}
                 mloss = float(torch.stack(list(hist)).mean())
                 self.log.bar(f"[vae] step {step}/{total} loss {mloss:.4f} l1 {parts['l1']:.4f} "
-                             f"kl {parts['kl']:.1f} | {rate:.3f} s/step | ETA {_fmt_t(left)}")
+                             f"kl {parts['kl']:.1f} | {rate:.3f} s/step | ETA {fmt_duration(left)}")
                 self.log.write({"stage": "vae", "step": step, "loss": mloss, **parts,
                                 "elapsed_s": round(el, 1)})
             if time.time() - last_ck > a.ckpt_minutes * 60:

@@ -85,7 +85,7 @@ class EMA:
             self.shadow[i].copy_(sd[n])
 
 
-def _state_dict(obj):
+def unipic_state_dict(obj):
     """A UniPic state dict from a state-dict file or a trainer checkpoint (its EMA)."""
     if isinstance(obj, dict) and "ema" in obj and "model" in obj:
         return obj["ema"]
@@ -139,6 +139,6 @@ class Log:
             print(text, file=sys.stderr, flush=True)
 
 
-def _fmt_t(s):
+def fmt_duration(s):
     s = int(max(0, s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

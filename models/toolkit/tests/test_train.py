@@ -4,6 +4,7 @@ Uses a narrowed copy of the tiny config (same vocabulary, latent, grid and buffe
 and depths) so that the steps run in seconds on 2 shared cores.
 """
 
+import contextlib
 import json
 import os
 import random
@@ -16,8 +17,12 @@ from toolkit import config as C
 from toolkit import diagnose
 from toolkit import shapes as S
 from toolkit import train as T
+from toolkit import train_data as D
+from toolkit import train_losses as TL
+from toolkit import train_state as TS
 from toolkit import vae_train as V
 from toolkit.evaluate import main as eval_main
+from toolkit.evaluate import torch_load
 from toolkit.model import UniPic
 from toolkit.sampler import Runner
 
@@ -39,7 +44,7 @@ def _dims(bg=4, be=3, bu=3):
 
 
 def test_batch_is_a_function_of_seed_and_step():
-    a, b, c = T.make_batch((0, 5, _dims())), T.make_batch((0, 5, _dims())), T.make_batch((0, 6, _dims()))
+    a, b, c = D.make_batch((0, 5, _dims())), D.make_batch((0, 5, _dims())), D.make_batch((0, 6, _dims()))
     assert a.keys() == b.keys()
     for k in a:
         assert np.array_equal(a[k], b[k]), k
@@ -50,13 +55,13 @@ def test_batch_is_a_function_of_seed_and_step():
     for v, p in zip(a["gen_vis"], a["gen_pred"]):
         assert sorted(list(v) + list(p)) == list(range(64))
     # understanding labels: the last label of each row is <|im_end|>
-    tok, ids = T._tok(MINI.vocab_size)
+    tok, ids = D.tiny_tokenizer(MINI.vocab_size)
     rows, cols = a["und_rows"], a["und_cols"]
     for r in range(3):
         last = cols[rows == r].max()
         assert a["und_ids"][r, last + 1] == ids["eos"]
     # the <image> rows sit right after USER_PREFIX in every edit / understanding prompt (Objective.embed)
-    start = T.Objective(UniPic(MINI), "cpu").img_start
+    start = TL.Objective(UniPic(MINI), "cpu").img_start
     for k in ("edit_ids", "und_ids"):
         assert (a[k][:, start:start + 68] == ids["image"]).all()
         assert (a[k] == ids["image"]).sum() == 68 * a[k].shape[0]
@@ -64,8 +69,8 @@ def test_batch_is_a_function_of_seed_and_step():
 
 def test_training_prompts_match_the_sampler():
     """The trainer's t2i prompt ids are exactly what sampler.Runner feeds the LLM."""
-    tok, ids = T._tok(MINI.vocab_size)
-    b = T.make_batch((3, 0, {**_dims(), "cfg_drop": 0.0}))
+    tok, ids = D.tiny_tokenizer(MINI.vocab_size)
+    b = D.make_batch((3, 0, {**_dims(), "cfg_drop": 0.0}))
     rng = random.Random("3:0")
     prompt, _ = S.sample_generation(rng)
     r = Runner(UniPic(MINI), tok)
@@ -76,11 +81,11 @@ def test_training_prompts_match_the_sampler():
 
 def _setup(seed=0):
     torch.manual_seed(seed)
-    m = T.init_train(UniPic(MINI), seed)
+    m = TS.init_train(UniPic(MINI), seed)
     for p in m.vae.parameters():
         p.requires_grad_(False)
-    obj = T.Objective(m, "cpu", mul=2)
-    obj.ids = T._tok(MINI.vocab_size)[1]
+    obj = TL.Objective(m, "cpu", mul=2)
+    obj.ids = D.tiny_tokenizer(MINI.vocab_size)[1]
     return m, obj
 
 
@@ -91,9 +96,9 @@ def test_training_pass_conditions_the_head_as_the_sampler_does():
     mismatch here would train one model and sample another."""
     m, _ = _setup(1)
     m.eval()
-    tok, _ = T._tok(MINI.vocab_size)
-    b = T.make_batch((7, 2, {**_dims(), "cfg_drop": 0.0}))
-    bd = T.to_device_batch(b, torch.device("cpu"), m.vae, MINI.vae_scale)
+    tok, _ = D.tiny_tokenizer(MINI.vocab_size)
+    b = D.make_batch((7, 2, {**_dims(), "cfg_drop": 0.0}))
+    bd = D.to_device_batch(b, torch.device("cpu"), m.vae, MINI.vae_scale)
     z = diagnose._capture_z(m, bd)
     assert z["gen"].shape == (4 * b["gen_pred"].shape[1], MINI.mar_width)
     assert float((z["gen"][:8] - z["edit"][:8]).abs().max()) > 1e-3  # not trivially equal (e.g. all zero)
@@ -115,11 +120,11 @@ def test_diagnose_report(tmp_path, capsys):
 
 def test_few_steps_lower_the_loss():
     m, obj = _setup()
-    b = T.to_device_batch(T.make_batch((0, 0, _dims())), torch.device("cpu"), m.vae, MINI.vae_scale)
-    opt = torch.optim.AdamW([p for _, p in T.trainable(m)], lr=2e-3, betas=(0.9, 0.95))
+    b = D.to_device_batch(D.make_batch((0, 0, _dims())), torch.device("cpu"), m.vae, MINI.vae_scale)
+    opt = torch.optim.AdamW([p for _, p in TS.trainable(m)], lr=2e-3, betas=(0.9, 0.95))
     losses = []
     for s in range(30):
-        L = obj.losses(b, T.step_generator(0, s % 3, "cpu"))  # the same 3 noise draws, cycled
+        L = obj.losses(b, TS.step_generator(0, s % 3, "cpu"))  # the same 3 noise draws, cycled
         loss = L["gen"] + L["edit"] + 0.5 * L["und"]
         opt.zero_grad()
         loss.backward()
@@ -131,10 +136,10 @@ def test_few_steps_lower_the_loss():
 
 def test_diffusion_loss_parts():
     """MSE is ~1 for a zero-output head; the VLB term is finite and >= 0."""
-    dl = T.DiffusionLoss("cpu")
+    dl = TL.DiffusionLoss("cpu")
     head = lambda x, t, c: torch.zeros(x.shape[0], 2 * x.shape[1])  # noqa: E731
     g = torch.Generator().manual_seed(0)
-    loss, mse = dl(head, torch.zeros(500, 8), torch.randn(500, 16, generator=g), 2, g, T.contextlib.nullcontext)
+    loss, mse = dl(head, torch.zeros(500, 8), torch.randn(500, 16, generator=g), 2, g, contextlib.nullcontext)
     assert 0.9 < float(mse) < 1.1
     assert torch.isfinite(loss) and float(loss) >= float(mse)
 
@@ -142,7 +147,7 @@ def test_diffusion_loss_parts():
 def test_min_snr_weighting():
     """--snr-gamma 5: weight min(SNR, 5)/SNR on each row's eps MSE, so 1 at high noise, < 1 where
     SNR > 5 (low noise); with the same draws the weighted loss is below the uniform one."""
-    uni, msnr = T.DiffusionLoss("cpu"), T.DiffusionLoss("cpu", snr_gamma=5.0)
+    uni, msnr = TL.DiffusionLoss("cpu"), TL.DiffusionLoss("cpu", snr_gamma=5.0)
     ac = uni.sqrt_ac ** 2
     snr = ac / (1 - ac)
     assert torch.all(uni.w_eps == 1)
@@ -152,7 +157,7 @@ def test_min_snr_weighting():
     assert torch.allclose(msnr.w_eps[low], 5 / snr[low], rtol=1e-3)  # snr from fp32 tables
     head = lambda x, t, c: torch.zeros(x.shape[0], 2 * x.shape[1])  # noqa: E731
     x0 = torch.randn(400, 16, generator=torch.Generator().manual_seed(1))
-    runs = [dl(head, torch.zeros(400, 8), x0, 2, torch.Generator().manual_seed(3), T.contextlib.nullcontext)
+    runs = [dl(head, torch.zeros(400, 8), x0, 2, torch.Generator().manual_seed(3), contextlib.nullcontext)
             for dl in (uni, msnr)]
     assert float(runs[0][1]) == float(runs[1][1])          # same draws, same unweighted MSE
     assert float(runs[1][0]) < float(runs[0][0]) - 0.1     # ~26% of rows weighted down
@@ -196,7 +201,7 @@ def test_checkpoint_resume_is_exact(tmp_path):
     assert sorted(lb) == [1, 2, 3, 4, 5]
     for s in (4, 5):  # the steps after the resume
         assert la[s] == lb[s], (s, la[s], lb[s])
-    ea, eb = T.torch_load(os.path.join(a, "ema.pt")), T.torch_load(os.path.join(b, "ema.pt"))
+    ea, eb = torch_load(os.path.join(a, "ema.pt")), torch_load(os.path.join(b, "ema.pt"))
     assert all(torch.equal(ea[k], eb[k]) for k in ea)
     vae_done = [r for r in _log(a) if r.get("stage") == "vae_done"][0]
     assert 0.0 <= vae_done["detector_agreement"] <= 1.0
@@ -206,7 +211,7 @@ def test_init_from_warm_start(tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     T.main(["--out", a, "--steps", "2"] + ARGS)
     T.main(["--out", b, "--steps", "1", "--init-from", os.path.join(a, "ema.pt")] + ARGS)
-    va, vb = T.torch_load(os.path.join(a, "vae.pt"))["vae"], T.torch_load(os.path.join(b, "vae.pt"))["vae"]
+    va, vb = torch_load(os.path.join(a, "vae.pt"))["vae"], torch_load(os.path.join(b, "vae.pt"))["vae"]
     assert all(torch.equal(va[k], vb[k]) for k in va)
     assert not [r for r in _log(b) if r.get("stage") == "vae"]  # stage A skipped
 
@@ -235,7 +240,7 @@ def test_evaluate_torch_end_to_end(tmp_path, capsys):
     cases = tmp_path / "cases.jsonl"
     cases.write_text(S.dumps_cases(CASES))
     w = tmp_path / "w.pt"
-    torch.save(T.init_train(UniPic(MINI), 0).state_dict(), w)
+    torch.save(TS.init_train(UniPic(MINI), 0).state_dict(), w)
     eval_main(["--weights", str(w), "--config", "tiny-test", "--cases", str(cases), "--seeds", "2", "--json",
                "--out", str(tmp_path / "r.json")])
     _check_summary(capsys.readouterr().out)
@@ -258,8 +263,8 @@ def test_evaluate_onnx_end_to_end(tiny_export, tmp_path, capsys):
 def test_device_adapter_matches_plain_model():
     """evaluate.DeviceModel (how CUDA models are evaluated) gives the same samples as the module."""
     from toolkit.evaluate import DeviceModel, run_cases
-    m = T.init_train(UniPic(MINI), 1).eval()
-    tok = T._tok(MINI.vocab_size)[0]
+    m = TS.init_train(UniPic(MINI), 1).eval()
+    tok = D.tiny_tokenizer(MINI.vocab_size)[0]
     a = run_cases(m, tok, CASES, seeds=1)[1]
     b = run_cases(DeviceModel(m, "cpu"), tok, CASES, seeds=1)[1]
     assert a == b
@@ -274,28 +279,28 @@ def test_static_pass_equals_the_eager_pass(mask_min):
     m, _ = _setup(3)
     m.eval()
     d = {**_dims(), "cfg_drop": 0.0, "mask_min": mask_min, "layout": "canonical"}
-    b = T.make_batch((5, 1, d))
-    pads = static_pads(T.make_batch, d, probes=1)
-    bs = T.make_batch((5, 1, {**d, "static": True, "pads": pads}))
+    b = D.make_batch((5, 1, d))
+    pads = static_pads(D.make_batch, d, probes=1)
+    bs = D.make_batch((5, 1, {**d, "static": True, "pads": pads}))
     assert bs["gen_ids"].shape[1] == pads["gen"] > b["gen_ids"].shape[1]
     assert (bs["gen_pmask"].sum(1) == b["gen_pred"].shape[1]).all()
     cpu = torch.device("cpu")
-    z_eager = diagnose._capture_z(m, T.to_device_batch(b, cpu, m.vae, MINI.vae_scale))
+    z_eager = diagnose._capture_z(m, D.to_device_batch(b, cpu, m.vae, MINI.vae_scale))
     st = StaticObjective(m, "cpu", mul=1)
-    st.ids = T._tok(MINI.vocab_size)[1]
+    st.ids = D.tiny_tokenizer(MINI.vocab_size)[1]
     seen = []
     st.diff = lambda head, z, x0, mul, gen, ctx, weight, t, noise: (seen.append(z[weight > 0]),
                                                                       (torch.zeros(()),) * 2)[1]
-    bsd = T.to_device_batch(bs, cpu, m.vae, MINI.vae_scale)
+    bsd = D.to_device_batch(bs, cpu, m.vae, MINI.vae_scale)
     with torch.no_grad():
         out = st.losses(bsd, None, {"gen": (None, None), "edit": (None, None)})
     for task, z in zip(("gen", "edit"), seen):
         assert z.shape == z_eager[task].shape
         assert float((z - z_eager[task]).abs().max()) < 2e-5, task
-    eager = T.Objective(m, "cpu")
+    eager = TL.Objective(m, "cpu")
     eager.ids = st.ids
     with torch.no_grad():
-        ref = eager.losses(T.to_device_batch({k: v for k, v in b.items() if k.startswith("und")}, cpu, m.vae,
+        ref = eager.losses(D.to_device_batch({k: v for k, v in b.items() if k.startswith("und")}, cpu, m.vae,
                                              MINI.vae_scale), torch.Generator().manual_seed(0))
     assert abs(float(out["und"]) - float(ref["und"])) < 1e-5
     assert abs(float(out["und_acc"]) - float(ref["und_acc"])) < 1e-6
@@ -305,16 +310,16 @@ def test_static_training_step_runs_and_the_chooser_stays_eager_without_compile()
     from toolkit.train_static import StaticObjective, StepChooser, static_pads
     m, _ = _setup(4)
     d = _dims()
-    pads = static_pads(T.make_batch, d, probes=1)
+    pads = static_pads(D.make_batch, d, probes=1)
     st = StaticObjective(m, "cpu", mul=2)
-    st.ids = T._tok(MINI.vocab_size)[1]
+    st.ids = D.tiny_tokenizer(MINI.vocab_size)[1]
     ch = StepChooser(lambda b, dr: st.losses(b, None, dr), enabled=False)
-    bd = T.to_device_batch(T.make_batch((0, 0, {**d, "static": True, "pads": pads})), torch.device("cpu"),
+    bd = D.to_device_batch(D.make_batch((0, 0, {**d, "static": True, "pads": pads})), torch.device("cpu"),
                            m.vae, MINI.vae_scale)
-    L = ch(bd, st.draws(bd, T.step_generator(0, 0, "cpu")))
+    L = ch(bd, st.draws(bd, TS.step_generator(0, 0, "cpu")))
     (L["gen"] + L["edit"] + L["und"]).backward()
     ch.step_done()
     assert all(torch.isfinite(L[k]) for k in ("gen", "edit", "und"))
     assert ch.record()["compile"] == "off" and ch.fn is ch.eager
-    grads = [p.grad for _, p in T.trainable(m) if p.grad is not None]
+    grads = [p.grad for _, p in TS.trainable(m) if p.grad is not None]
     assert len(grads) > 10 and all(torch.isfinite(g).all() for g in grads)
