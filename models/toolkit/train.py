@@ -399,6 +399,8 @@ def parse_args(argv=None):
     ap.add_argument("--weights", help="with --export-only: a UniPic state dict to export instead of OUT/ema.pt")
     ap.add_argument("--source", help="with --export-only: the manifest's `source` text (how the weights were made)")
     ap.add_argument("--sweep", action="store_true", help="tune sampling_defaults by a small sweep before export")
+    ap.add_argument("--sampling", help='JSON over the config\'s sampling defaults for the manifest, e.g. \'{"steps": 32}\'')
+    ap.add_argument("--edit-sampling", help="JSON: the manifest's edit_sampling_defaults (edit-only overrides)")
     a = ap.parse_args(argv)
     if a.steps is None and a.minutes is None:
         a.steps = 30000
@@ -406,12 +408,15 @@ def parse_args(argv=None):
 
 
 def export_run(tr, weights: dict, export_dir: str, source: str) -> dict:
-    """The one export path: optional sampling sweep (--sweep), then toolkit.export of `weights`."""
-    sampling = None
-    if tr.a.sweep:
+    """The one export path: sampling defaults from --sampling (measured elsewhere, e.g. with
+    toolkit.proxy --eval-only) or a small sweep (--sweep), then toolkit.export of `weights`."""
+    a = tr.a
+    sampling = {**tr.cfg.sampling, **json.loads(a.sampling)} if a.sampling else None
+    if a.sweep:
         sampling, rows = sweep_sampling(weights, tr.cfg, tr.dev, log=lambda m: tr.log.bar(m, final=True))
         tr.log.write({"stage": "sweep", "rows": rows, "chosen": sampling})
-    return export_weights(weights, export_dir, tr.cfg, source, sampling)
+    edit = json.loads(a.edit_sampling) if a.edit_sampling else None
+    return export_weights(weights, export_dir, tr.cfg, source, sampling, edit)
 
 
 def main(argv=None):

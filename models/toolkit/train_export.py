@@ -15,11 +15,14 @@ from .train_data import tiny_tokenizer
 # export
 
 
-def export_weights(weights_sd, out_dir, cfg, source, sampling=None, preview_n=64):
-    """EMA weights -> models/<name> via toolkit.export (the unchanged ONNX contract)."""
+def export_weights(weights_sd, out_dir, cfg, source, sampling=None, edit_sampling=None, preview_n=64):
+    """EMA weights -> models/<name> via toolkit.export (the unchanged ONNX contract). sampling /
+    edit_sampling: the manifest's sampling_defaults (whole) and edit_sampling_defaults (overrides)."""
     from .export import export
     if sampling:
         cfg = cfg.replace(sampling=dict(sampling))
+    if edit_sampling:
+        cfg = cfg.replace(edit_sampling=dict(edit_sampling))
     m = UniPic(cfg)
     m.load_state_dict({k: v.float().cpu() for k, v in weights_sd.items()}, strict=True)
     m.eval()
