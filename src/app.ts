@@ -11,6 +11,7 @@ import { EnginePool } from "./engine/pool.js";
 import type { EngineClient } from "./engine/types.js";
 import { createStore, openDatabase, type Database, type Store } from "./store/index.js";
 import { createTurnEvents } from "./turns/events.js";
+import { QuotaGuard } from "./turns/quotas.js";
 import { EngineRunner } from "./turns/runner.js";
 import type { Services } from "./turns/service.js";
 
@@ -70,7 +71,8 @@ export async function startApp(config: Config, log: (line: string) => void = () 
     // The runner is built from what it needs (store, events, engine), so it needs no services.
     const runner = engine === null ? null : new EngineRunner({ store, events, engine, log });
     const manifest = engine?.manifest ?? (await readManifest(config, log));
-    const services: Services = { config, store, ping: () => database.ping(), ...events, runner, model: engine?.manifest ?? null, manifest };
+    const quotas = new QuotaGuard({ quotas: config.quotas, store, jobMs: () => engine?.averageJobMs });
+    const services: Services = { config, store, ping: () => database.ping(), ...events, runner, model: engine?.manifest ?? null, manifest, quotas };
     const loaded = engine;
     server = await startServer({ services, log, ready: () => (config.engineEnabled ? loaded !== null && loaded.ready : true) }, config.port, config.host);
     admin = await startAdminSocket(config.dataDir, store, log);

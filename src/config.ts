@@ -25,6 +25,26 @@ export interface Limits {
   maxQueueLength: number;
 }
 
+/** Per-user allowances (admins are exempt); 0 turns a limit off. */
+export interface Quotas {
+  /** Model replies a user may start in any 60 seconds (USER_TURNS_PER_MINUTE). */
+  turnsPerMinute: number;
+  /** A user's replies QUEUED or RUNNING at once (USER_QUEUED_TURNS). */
+  queuedTurns: number;
+  /** Bytes of images a user holds: uploads and the images on their turns (USER_STORED_BYTES). */
+  storedBytes: number;
+}
+
+export const DEFAULT_QUOTAS: Quotas = {
+  // Generous for a person or a script at a normal pace (an OpenAI call with n=4 is 4 turns),
+  // small enough that one key cannot take the engine for itself.
+  turnsPerMinute: 60,
+  // An eighth of the default queue: one user cannot fill MAX_QUEUE_LENGTH and lock others out.
+  queuedTurns: 32,
+  // Off: how much disk each user may have is the operator's call.
+  storedBytes: 0,
+};
+
 export interface Config {
   port: number;
   host: string;
@@ -49,6 +69,7 @@ export interface Config {
   /** Echo logs (the API key line is always printed). */
   logLevel: "silent" | "info" | "debug";
   limits: Limits;
+  quotas: Quotas;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -95,6 +116,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     maxImagesPerMessage: intFrom(env, "MAX_IMAGES_PER_MESSAGE", DEFAULT_LIMITS.maxImagesPerMessage, 0, 64),
     maxQueueLength: intFrom(env, "MAX_QUEUE_LENGTH", DEFAULT_LIMITS.maxQueueLength, 1, 100_000),
   };
+  const quotas: Quotas = {
+    turnsPerMinute: intFrom(env, "USER_TURNS_PER_MINUTE", DEFAULT_QUOTAS.turnsPerMinute, 0, 1_000_000),
+    queuedTurns: intFrom(env, "USER_QUEUED_TURNS", DEFAULT_QUOTAS.queuedTurns, 0, 1_000_000),
+    storedBytes: intFrom(env, "USER_STORED_BYTES", DEFAULT_QUOTAS.storedBytes, 0, Number.MAX_SAFE_INTEGER),
+  };
   const databaseUrl = env.DATABASE_URL === undefined || env.DATABASE_URL === "" ? undefined : env.DATABASE_URL;
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw AppError.badInput("DATABASE_URL", "a postgres:// or postgresql:// URL", databaseUrl.split("@").pop());
@@ -118,6 +144,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     production: env.NODE_ENV === "production",
     logLevel: oneOf(env, "LOG_LEVEL", ["silent", "info", "debug"] as const, "info"),
     limits,
+    quotas,
   };
 }
 

@@ -23,6 +23,10 @@ export enum ErrorCode {
   UNSUPPORTED_MEDIA = "UNSUPPORTED_MEDIA",
   /** The inference queue is full; retry later. */
   QUEUE_FULL = "QUEUE_FULL",
+  /** A per-user rate (turns a minute, turns waiting at once) is used up; `retryAfterMs` says when to try again. */
+  RATE_LIMITED = "RATE_LIMITED",
+  /** A per-user allowance (stored bytes) is used up; waiting does not help (`retryAfterMs` is null). */
+  QUOTA_EXCEEDED = "QUOTA_EXCEEDED",
   /** The job was cancelled. */
   CANCELLED = "CANCELLED",
   /** A job failed; the engine is still healthy. */
@@ -48,6 +52,8 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   [ErrorCode.PAYLOAD_TOO_LARGE]: 413,
   [ErrorCode.UNSUPPORTED_MEDIA]: 415,
   [ErrorCode.QUEUE_FULL]: 503,
+  [ErrorCode.RATE_LIMITED]: 429,
+  [ErrorCode.QUOTA_EXCEEDED]: 429,
   [ErrorCode.CANCELLED]: 409,
   [ErrorCode.JOB_FAILED]: 500,
   [ErrorCode.ENGINE_DEAD]: 503,
@@ -63,6 +69,11 @@ export interface AppErrorOptions {
   expected?: string;
   /** What was received, shortened (never a secret). */
   got?: string;
+  /**
+   * For RATE_LIMITED and QUOTA_EXCEEDED: milliseconds until the same request may pass, or null
+   * when waiting alone will not make it pass.
+   */
+  retryAfterMs?: number | null;
   cause?: unknown;
 }
 
@@ -71,6 +82,7 @@ export class AppError extends Error {
   readonly field?: string;
   readonly expected?: string;
   readonly got?: string;
+  readonly retryAfterMs?: number | null;
 
   constructor(code: ErrorCode, message: string, options: AppErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -79,6 +91,7 @@ export class AppError extends Error {
     this.field = options.field;
     this.expected = options.expected;
     this.got = options.got;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 
   /** A validation failure that names the field, what was expected and what came. */

@@ -28,6 +28,7 @@ export function formatError(formatted: GraphQLFormattedError, error: unknown, op
     if (app.field !== undefined) extensions.field = app.field;
     if (app.expected !== undefined) extensions.expected = app.expected;
     if (app.got !== undefined) extensions.got = app.got;
+    if (app.retryAfterMs !== undefined) extensions.retryAfterMs = app.retryAfterMs;
     if (app.code === ErrorCode.INTERNAL) {
       options.log?.(error);
       if (options.production) return { message: "internal error", locations: formatted.locations, path: formatted.path, extensions: { code: ErrorCode.INTERNAL } };

@@ -27,14 +27,26 @@ export function sendError(res: ServerResponse, error: unknown, production: boole
   if (app?.field !== undefined) body.field = app.field;
   if (app?.expected !== undefined) body.expected = app.expected;
   if (app?.got !== undefined) body.got = app.got;
+  if (app?.retryAfterMs !== undefined) body.retryAfterMs = app.retryAfterMs;
   if (!res.headersSent) {
+    const headers: Record<string, string> = { ...retryHeaders(app) };
     // A body we refused to read may still be arriving: close the connection after answering.
-    const close = code === ErrorCode.PAYLOAD_TOO_LARGE ? { connection: "close" } : undefined;
-    sendJson(res, HTTP_STATUS[code], { error: body }, close);
+    if (code === ErrorCode.PAYLOAD_TOO_LARGE) headers.connection = "close";
+    sendJson(res, HTTP_STATUS[code], { error: body }, headers);
   } else {
     res.destroy();
   }
   return code;
+}
+
+/**
+ * `Retry-After` (whole seconds, rounded up, as HTTP wants) and `retry-after-ms` (exact; OpenAI's
+ * SDKs read it first) for an error that says when to come back; nothing otherwise.
+ */
+export function retryHeaders(error: AppError | undefined): Record<string, string> {
+  const ms = error?.retryAfterMs;
+  if (typeof ms !== "number") return {};
+  return { "retry-after": String(Math.max(1, Math.ceil(ms / 1000))), "retry-after-ms": String(Math.max(0, Math.round(ms))) };
 }
 
 /** Reads a request body, failing with PAYLOAD_TOO_LARGE as soon as it passes `max` bytes. */
@@ -77,9 +89,11 @@ async function firstMultipartFile(req: IncomingMessage, body: Buffer): Promise<B
 /** Validates and normalises uploaded bytes and stores them as the user's upload (POST /images and the OpenAI routes). */
 export async function storeUpload(services: Services, user: UserRow, bytes: Uint8Array): Promise<ImageMeta> {
   const image = await normalizeUpload(bytes, services.config.limits);
-  const meta = await services.store.images.put({ id: image.id, bytes: image.bytes, mime: image.mime, width: image.width, height: image.height, lineage: { origin: "upload" } });
-  await services.store.images.grantUpload(user.id, meta.id);
-  return meta;
+  return services.quotas.admitUpload(user, image.id, image.bytes.byteLength, async () => {
+    const meta = await services.store.images.put({ id: image.id, bytes: image.bytes, mime: image.mime, width: image.width, height: image.height, lineage: { origin: "upload" } });
+    await services.store.images.grantUpload(user.id, meta.id);
+    return meta;
+  });
 }
 
 /** POST /images: raw image bytes or multipart/form-data; answers {id, sha256, url, width, height, mime}. */

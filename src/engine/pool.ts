@@ -82,6 +82,10 @@ export class EnginePool implements EngineClient {
     return { id, events: job.channel.drain(() => this.cancel(id)), cancel: () => this.cancel(id) };
   }
 
+  get averageJobMs(): number | null {
+    return this.jobMs;
+  }
+
   queuePosition(id: string): number | null {
     return this.queue.positions().get(id) ?? null;
   }

@@ -108,6 +108,8 @@ export interface EngineClient {
   submit(request: JobRequest, options?: SubmitOptions): JobHandle;
   /** Position of a waiting job (0 = next), or null when it is not waiting. */
   queuePosition(id: string): number | null;
+  /** A job's measured run time (a moving average), or null before one finished; for estimates. */
+  readonly averageJobMs?: number | null;
   cancel(id: string): boolean;
   close(): Promise<void>;
 }

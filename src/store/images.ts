@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { and, desc, eq, sql } from "drizzle-orm";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Orm } from "./db.js";
-import { images, turnImages, turns, uploads } from "./schema.js";
+import { conversations, images, turnImages, turns, uploads } from "./schema.js";
 import type { ImageMeta, NewImage, Store } from "./types.js";
 import { guarded, imageMetaColumns, isSha256Hex, isUuid } from "./util.js";
 import { visibleCondition } from "./visibility.js";
@@ -70,6 +70,22 @@ export function imagesRepo(orm: Orm): Store["images"] {
         .where(and(eq(images.id, id), visibleCondition(orm, userId, images.id)))
         .limit(1);
       return rows[0] ?? null;
+    },
+
+    async bytesHeldBy(userId: string) {
+      if (!isUuid(userId)) return 0;
+      // The images the user can see (visibility.ts), each counted once: uploads and whatever is
+      // attached to a turn of their conversations (inputs and outputs).
+      const held = sql`(select ${uploads.imageId} as id from ${uploads} where ${uploads.userId} = ${userId}
+        union select ${turnImages.imageId} from ${turnImages}
+          join ${turns} on ${turns.id} = ${turnImages.turnId}
+          join ${conversations} on ${conversations.id} = ${turns.conversationId}
+          where ${conversations.ownerId} = ${userId})`;
+      const rows = await orm
+        .select({ n: sql<string>`coalesce(sum(${images.byteSize}), 0)` })
+        .from(images)
+        .where(sql`${images.id} in ${held}`);
+      return Number(rows[0]?.n ?? 0);
     },
 
     async latestInConversation(conversationId: string) {

@@ -187,6 +187,16 @@ export function turnsRepo(orm: Orm): Store["turns"] {
         .orderBy(asc(turns.createdAt), asc(turns.position), asc(turns.id));
     },
 
+    async activeCount(ownerId: string) {
+      if (!isUuid(ownerId)) return 0;
+      const [row] = await orm
+        .select({ n: count() })
+        .from(turns)
+        .innerJoin(conversations, eq(conversations.id, turns.conversationId))
+        .where(and(eq(conversations.ownerId, ownerId), eq(turns.role, "assistant"), inArray(turns.status, ["QUEUED", "RUNNING"])));
+      return Number(row?.n ?? 0);
+    },
+
     async images(turnId: string) {
       if (!isUuid(turnId)) return [];
       const rows = await orm

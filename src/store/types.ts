@@ -168,6 +168,8 @@ export interface Store {
       extra?: { errorCode?: string; errorMessage?: string; text?: string },
     ): Promise<TurnRow | null>;
     unfinished(): Promise<TurnRow[]>;
+    /** The owner's model turns QUEUED or RUNNING now. */
+    activeCount(ownerId: string): Promise<number>;
     images(turnId: string): Promise<TurnImage[]>;
     attachImage(turnId: string, imageId: string, role: ImageRole, ord: number): Promise<void>;
     countByStatus(): Promise<Record<TurnStatus, number>>;
@@ -179,5 +181,7 @@ export interface Store {
     visibleTo(userId: string, id: string): Promise<boolean>;
     bytes(userId: string, id: string): Promise<{ meta: ImageMeta; bytes: Uint8Array } | null>;
     latestInConversation(conversationId: string): Promise<ImageMeta | null>;
+    /** Bytes of the images the user can see (uploads, and images on their turns), each counted once. */
+    bytesHeldBy(userId: string): Promise<number>;
   };
 }

@@ -9,6 +9,7 @@ import type { Manifest } from "../engine/manifest.js";
 import { TurnKind, type ConversationRow, type NewHistoryTurn, type Store, type Task, type TurnRow, type UserRow } from "../store/index.js";
 import { ConversationEventKind, TurnEventKind, publishTurnStatus, type TurnEvents, type TurnHubEvent } from "./events.js";
 import { resolveTurnParams, type ParamsInput } from "./params.js";
+import type { QuotaGuard } from "./quotas.js";
 import { MAX_SEED, randomSeed, resolveKind, validateText } from "./validate.js";
 
 /** Replies one message may ask for (OpenAI's `n`, 1-4 there too). */
@@ -38,6 +39,8 @@ export interface Services extends TurnEvents {
    * against it before they are stored (null when it cannot be read; then they are stored as given).
    */
   manifest: Manifest | null;
+  /** Per-user quotas and rate limits, checked where turns and uploads are admitted. */
+  quotas: QuotaGuard;
 }
 
 const FINAL_STATUSES = new Set<TurnRow["status"]>(["COMPLETED", "FAILED", "CANCELLED"]);
@@ -149,16 +152,19 @@ export async function sendMessage(services: Services, user: UserRow, args: SendM
     const s = (seed + i) % (MAX_SEED + 1);
     return { seed: s, params: { ...params, seed: s } };
   });
-  const stored = await store.turns.sendMessage(user.id, conversation.id, {
-    text,
-    task: args.task,
-    kind,
-    params: { ...params, seed },
-    seed,
-    imageIds,
-    replies,
-    history: args.history,
-  });
+  // The user's quotas last (after every check of the input), held while the turns are stored.
+  const stored = await services.quotas.admitTurns(user, count, kind !== TurnKind.UNDERSTAND, () =>
+    store.turns.sendMessage(user.id, conversation.id, {
+      text,
+      task: args.task,
+      kind,
+      params: { ...params, seed },
+      seed,
+      imageIds,
+      replies,
+      history: args.history,
+    }),
+  );
   if (stored === null) throw AppError.notFound("conversation");
   if (args.history !== undefined && args.history.length > 0 && services.conversationHub.watched(conversation.id)) {
     // Publish the stored history as well, in order, so conversation watchers see every new turn.
