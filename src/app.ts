@@ -8,6 +8,7 @@ import { startAdminSocket, type AdminSocket } from "./api/admin.js";
 import { startServer, type RunningServer } from "./api/server.js";
 import { loadManifest, type Manifest } from "./engine/manifest.js";
 import { EnginePool } from "./engine/pool.js";
+import { redactingLog } from "./log.js";
 import type { EngineClient } from "./engine/types.js";
 import { createStore, openDatabase, type Database, type Store } from "./store/index.js";
 import { createTurnEvents } from "./turns/events.js";
@@ -58,7 +59,9 @@ async function readManifest(config: Config, log: (line: string) => void): Promis
   }
 }
 
-export async function startApp(config: Config, log: (line: string) => void = () => undefined): Promise<App> {
+export async function startApp(config: Config, sink: (line: string) => void = () => undefined): Promise<App> {
+  // No API key, image bytes or data URL reaches the log, whatever a call site passes (src/log.ts).
+  const log = redactingLog(sink);
   const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
   let server: RunningServer | undefined;
   let admin: AdminSocket | undefined;

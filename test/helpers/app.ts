@@ -27,7 +27,11 @@ export interface TestApp {
  * beside DATABASE_URL's. Given `dataDir` (and `databaseUrl`), it reopens that one instead, for
  * restart tests; the caller then owns their cleanup.
  */
-export async function startTestApp(env: Record<string, string> = {}, reuse?: { dataDir: string; databaseUrl?: string }): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string> = {},
+  reuse?: { dataDir: string; databaseUrl?: string },
+  options: { /** Receives the server's log lines (as `npm start` prints them at LOG_LEVEL=info). */ log?: (line: string) => void } = {},
+): Promise<TestApp> {
   let cleanup = async (): Promise<void> => undefined;
   let dataDir: string;
   let databaseUrl: string | undefined;
@@ -49,7 +53,7 @@ export async function startTestApp(env: Record<string, string> = {}, reuse?: { d
     ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     ...env,
   });
-  const app = await startApp(config);
+  const app = await startApp(config, options.log);
   // A copied template or a reopened database may already hold users: make our own admin then.
   const adminKey = app.adminKey ?? (await app.store.users.create(`admin-${Date.now()}`, { isAdmin: true })).apiKey;
   return {
