@@ -45,6 +45,9 @@ export const DEFAULT_QUOTAS: Quotas = {
   storedBytes: 0,
 };
 
+/** Which browser origins may call the API (CORS), and open WebSockets. */
+export type CorsOrigins = { kind: "same-origin" } | { kind: "any" } | { kind: "list"; origins: string[] };
+
 export interface Config {
   port: number;
   host: string;
@@ -70,6 +73,15 @@ export interface Config {
   logLevel: "silent" | "info" | "debug";
   limits: Limits;
   quotas: Quotas;
+  /** CORS_ORIGINS: unset is same-origin only. */
+  cors: CorsOrigins;
+  /**
+   * Who may read /metrics (METRICS_ACCESS): `admin`, a bearer admin API key or METRICS_TOKEN;
+   * `open`, anyone.
+   */
+  metricsAccess: "admin" | "open";
+  /** METRICS_TOKEN: a bearer secret for a scraper (compared in constant time); null when unset. */
+  metricsToken: string | null;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -102,6 +114,37 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
     throw AppError.badInput(name, `one of ${allowed.join(", ")}`, raw);
   }
   return raw as T;
+}
+
+/** CORS_ORIGINS: unset or empty is same-origin; `*` any origin; else a comma-separated list of origins. */
+function corsFrom(env: Env): CorsOrigins {
+  const raw = env.CORS_ORIGINS?.trim();
+  if (raw === undefined || raw === "") return { kind: "same-origin" };
+  if (raw === "*") return { kind: "any" };
+  const expected = "*, or comma-separated origins such as https://app.example.com,http://localhost:5173";
+  const origins = raw.split(",").map((o) => o.trim()).filter((o) => o !== "");
+  for (const origin of origins) {
+    let parsed: URL | null = null;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // reported below
+    }
+    // An origin is scheme://host[:port] and nothing more (browsers send exactly that).
+    if (parsed === null || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) throw AppError.badInput("CORS_ORIGINS", expected, origin);
+  }
+  if (origins.length === 0) throw AppError.badInput("CORS_ORIGINS", expected, raw);
+  return { kind: "list", origins };
+}
+
+/** METRICS_TOKEN: at least 16 characters of printable ASCII without spaces; its value is never echoed. */
+function metricsTokenFrom(env: Env): string | null {
+  const raw = env.METRICS_TOKEN;
+  if (raw === undefined || raw === "") return null;
+  if (raw.length < 16 || !/^[\x21-\x7e]+$/.test(raw)) {
+    throw AppError.badInput("METRICS_TOKEN", "at least 16 printable characters without spaces", `${raw.length} characters${/^[\x21-\x7e]*$/.test(raw) ? "" : " with spaces or non-ASCII"}`);
+  }
+  return raw;
 }
 
 /** Reads the configuration; throws an AppError (BAD_INPUT) naming the bad variable. */
@@ -145,6 +188,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     logLevel: oneOf(env, "LOG_LEVEL", ["silent", "info", "debug"] as const, "info"),
     limits,
     quotas,
+    cors: corsFrom(env),
+    metricsAccess: oneOf(env, "METRICS_ACCESS", ["admin", "open"] as const, "admin"),
+    metricsToken: metricsTokenFrom(env),
   };
 }
 

@@ -31,9 +31,10 @@ export async function startGraphQLHttp(
 ): Promise<GraphQLHttp> {
   const apollo = new ApolloServer<Context>({
     schema: graphql.schema,
-    // Authentication is a bearer header, never a cookie, so a cross-site form cannot act as a
-    // user: Apollo's CSRF preflight requirement would only break plain GET clients.
-    csrfPrevention: false,
+    // Apollo's CSRF prevention: a request must be one a browser preflights (a non-simple
+    // content type, or one of these headers). Authorization is such a header, and every request
+    // needs it, so plain GET clients with a key still work; a cross-site form or <img> never does.
+    csrfPrevention: { requestHeaders: ["authorization", "x-apollo-operation-name", "apollo-require-preflight"] },
     introspection: true,
     includeStacktraceInErrorResponses: false,
     formatError: (formatted, error) => formatError(formatted, error, graphql.errors),

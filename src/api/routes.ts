@@ -1,5 +1,5 @@
 /**
- * The HTTP routes of the one port: CORS preflight, /graphql (the GraphQL adapter), the OpenAI
+ * The HTTP routes of the one port: CORS (cors.ts), /graphql (the GraphQL adapter), the OpenAI
  * /v1 routes, health, readiness, metrics, image upload and download, and the web client. Every
  * request is counted by route for /metrics; errors answer in the route's shape (OpenAI's under
  * /v1, ours elsewhere).
@@ -7,6 +7,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AppError, ErrorCode } from "../errors.js";
 import type { Services } from "../turns/service.js";
+import { authorizeMetrics } from "./auth.js";
+import { applyCors } from "./cors.js";
 import { authenticateRequest, handleDownload, handleUpload, sendError, sendJson } from "./http.js";
 import type { Metrics } from "./metrics.js";
 import { handleOpenAI, isOpenAIPath, openAIRoute, sendOpenAIError } from "./openai/index.js";
@@ -36,19 +38,7 @@ function routeOf(rawUrl: string | undefined): string {
 async function route(deps: RouteDeps, req: IncomingMessage, res: ServerResponse): Promise<string> {
   const { services, metrics } = deps;
   const path = new URL(req.url ?? "/", "http://localhost").pathname;
-  // Bearer auth only (no cookies), so any origin may call the API from a browser.
-  res.setHeader("access-control-allow-origin", "*");
-  if (req.method === "OPTIONS") {
-    res.writeHead(204, {
-      "access-control-allow-methods": "GET, POST, OPTIONS",
-      // Whatever headers the client asks for (OpenAI's SDKs add x-stainless-*): nothing is
-      // authorised by a header other than the bearer key, so echoing them grants nothing.
-      "access-control-allow-headers": req.headers["access-control-request-headers"] ?? "authorization, content-type, accept",
-      "access-control-max-age": "86400",
-    });
-    res.end();
-    return "options";
-  }
+  if (applyCors(services.config.cors, req, res)) return "options";
   if (path === "/graphql") {
     await deps.graphql(req, res);
     return "graphql";
@@ -65,6 +55,7 @@ async function route(deps: RouteDeps, req: IncomingMessage, res: ServerResponse)
     return "readyz";
   }
   if (path === "/metrics") {
+    await authorizeMetrics(req, services);
     res.writeHead(200, { "content-type": metrics.registry.contentType });
     res.end(await metrics.registry.metrics());
     return "metrics";

@@ -4,7 +4,7 @@
  * meet the same limits as over HTTP, identical subscriptions share one execution per event, and
  * errors are shown as over HTTP.
  */
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import { GraphQLError, parse, validate, type ExecutionArgs } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
@@ -12,12 +12,16 @@ import type { AppError } from "../errors.js";
 import type { UserRow } from "../store/index.js";
 import type { Services } from "../turns/service.js";
 import { authenticate } from "./auth.js";
+import { originAllowed } from "./cors.js";
 import type { Context } from "./context.js";
 import { formatError, toGraphQLError } from "./errors.js";
 import { enforceOperationLimits } from "./limits.js";
 import type { Metrics } from "./metrics.js";
 import type { GraphQLSetup } from "./schema.js";
 import { sharedSubscribe } from "./shared-subscribe.js";
+
+/** The largest WebSocket message accepted (as GraphQL over HTTP's body limit); a larger one closes the socket with 1009. */
+export const WS_MAX_PAYLOAD = 1024 * 1024;
 
 export interface GraphQLWebSocket {
   /** Closes every connection with 1001 (going away): the first step of a shutdown. */
@@ -35,7 +39,15 @@ export function startGraphQLWebSocket(
   metrics: Metrics,
 ): GraphQLWebSocket {
   const { schema, connections, errors } = graphql;
-  const wss = new WebSocketServer({ server: httpServer, path: "/graphql" });
+  const wss = new WebSocketServer({
+    server: httpServer,
+    path: "/graphql",
+    // A GraphQL message is small; ws would otherwise buffer frames of up to 100 MiB.
+    maxPayload: WS_MAX_PAYLOAD,
+    // CORS does not cover WebSockets: a browser page of another origin is refused here (403).
+    verifyClient: ({ req }: { req: IncomingMessage }, answer: (ok: boolean, status?: number, reason?: string) => void) =>
+      originAllowed(services.config.cors, req) ? answer(true) : answer(false, 403, "origin not allowed (CORS_ORIGINS)"),
+  });
   const server = useServer<Record<string, unknown> | undefined, { user?: UserRow }>(
     {
       schema,

@@ -32,7 +32,7 @@ describe("operations endpoints", () => {
         { next: () => resolve(), error: reject, complete: () => undefined },
       );
     });
-    const scraped = await (await fetch(`${t.url}/metrics`)).text();
+    const scraped = await (await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${t.adminKey}` } })).text();
     unsubscribe();
     await client.dispose();
     expect(scraped).toMatch(/unipic_http_requests_total\{route="graphql",method="POST",status="200"\} \d+/);

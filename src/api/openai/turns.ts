@@ -141,9 +141,6 @@ export async function outputImage(services: Services, user: UserRow, turn: TurnR
 
 /** Response headers that link a call to its place in the GraphQL history. */
 export function historyHeaders(started: StartedTurns): Record<string, string> {
-  return {
-    "x-unipic-conversation-id": toGlobalId("Conversation", started.conversation.id),
-    // Browsers hide response headers from scripts unless they are exposed.
-    "access-control-expose-headers": "x-unipic-conversation-id",
-  };
+  // Exposed to browser scripts by cors.ts, where CORS_ORIGINS allows their origin.
+  return { "x-unipic-conversation-id": toGlobalId("Conversation", started.conversation.id) };
 }
