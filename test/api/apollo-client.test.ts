@@ -9,7 +9,7 @@ import { getMainDefinition } from "@apollo/client/utilities";
 import { createClient } from "graphql-ws";
 import WebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestApp, type TestApp } from "../helpers/app.js";
+import { isFinalTurnEvent, startJobsWhenWatched, startTestApp, type TestApp } from "../helpers/app.js";
 
 let t: TestApp;
 let client: ApolloClient;
@@ -17,6 +17,7 @@ let ws: ReturnType<typeof createClient>;
 
 beforeAll(async () => {
   t = await startTestApp({ ENGINE: "on", ENGINE_THREADS: "1" });
+  startJobsWhenWatched(t); // the client subscribes after sending: let it see the turn from its start
   ws = createClient({ url: t.wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${t.adminKey}` } });
   const http = new HttpLink({ uri: `${t.url}/graphql`, headers: { authorization: `Bearer ${t.adminKey}` } });
   const link = ApolloLink.split(
@@ -56,12 +57,14 @@ describe("Apollo Client + GraphQLWsLink", () => {
           const event = (data as any).turnUpdated;
           kinds.push(event.kind);
           if (event.kind === "STEP") steps.push(event.step);
-          if (["COMPLETED", "FAILED", "CANCELLED"].includes(event.kind)) {
+          // (Were the turn finished before the subscription, its SNAPSHOT would be final.)
+          if (isFinalTurnEvent(event)) {
             sub.unsubscribe();
             resolve(event);
           }
         },
         error: reject,
+        complete: () => reject(new Error(`the subscription ended without a final event: ${kinds.join(", ")}`)),
       });
     });
     expect(kinds[0]).toBe("SNAPSHOT");

@@ -11,6 +11,7 @@ import sharp from "sharp";
 import { encodePngSync } from "../../src/images/index.js";
 import { render } from "../../src/shapes/world.js";
 import { gqlOk, startTestApp, type TestApp } from "../helpers/app.js";
+import { waitFor } from "../helpers/wait.js";
 
 const MODEL = "unipic-tiny";
 let t: TestApp;
@@ -192,11 +193,11 @@ describe("OpenAI-compatible API", () => {
       if (event.type === "image_generation.partial_image") break; // leaving the loop aborts the request
     }
     controller.abort();
-    let status = "";
-    for (let i = 0; i < 100 && !["CANCELLED", "COMPLETED", "FAILED"].includes(status); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = (await history(conversationId)).turns.nodes[1].status;
-    }
+    const status = await waitFor(
+      "the abandoned turn to end",
+      async () => (await history(conversationId)).turns.nodes[1].status as string,
+      (s) => ["CANCELLED", "COMPLETED", "FAILED"].includes(s),
+    );
     expect(status).toBe("CANCELLED");
   });
 

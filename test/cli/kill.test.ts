@@ -32,7 +32,7 @@ describe("kill -9 mid-generation", () => {
       const turnId = sent.sendMessage.assistantTurn.id as string;
       const client = wsClient(first.wsUrl, key);
       // Wait until it is well under way, then kill the process without any chance to clean up.
-      await collect(subscription(client, EVENTS, { id: turnId }), { until: (evs) => evs.some((e) => e.turnUpdated.kind === "STEP" && e.turnUpdated.step >= 2), timeoutMs: 60_000 });
+      await collect(subscription(client, EVENTS, { id: turnId }), { until: (evs) => evs.some((e) => e.turnUpdated.kind === "STEP" && e.turnUpdated.step >= 2) });
       first.child.kill("SIGKILL");
       await first.exited;
       await Promise.resolve(client.dispose()).catch(() => undefined);
@@ -40,7 +40,7 @@ describe("kill -9 mid-generation", () => {
       const second = await spawnServer(env);
       try {
         const client2 = wsClient(second.wsUrl, key);
-        const events = await collect(subscription(client2, EVENTS, { id: turnId }), { until: (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated), timeoutMs: 120_000 });
+        const events = await collect(subscription(client2, EVENTS, { id: turnId }), { until: (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated) });
         await client2.dispose();
         const resumed = events.at(-1)!.turnUpdated;
         expect(resumed.turn.status).toBe("COMPLETED"); // a COMPLETED event, or the snapshot of one
@@ -49,7 +49,7 @@ describe("kill -9 mid-generation", () => {
         const conv2 = (await gqlOk(second.url, key, CREATE_CONVERSATION, { title: "uninterrupted" })).createConversation.id;
         const again = await gqlOk(second.url, key, SEND_MESSAGE, { input: { conversationId: conv2, text: "a red circle", task: "GENERATE", params: PARAMS } });
         const client3 = wsClient(second.wsUrl, key);
-        const reference = await collect(subscription(client3, EVENTS, { id: again.sendMessage.assistantTurn.id }), { until: (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated), timeoutMs: 120_000 });
+        const reference = await collect(subscription(client3, EVENTS, { id: again.sendMessage.assistantTurn.id }), { until: (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated) });
         await client3.dispose();
         expect(resumed.turn.outputImages[0].sha256).toBe(reference.at(-1)!.turnUpdated.turn.outputImages[0].sha256);
       } finally {

@@ -8,6 +8,7 @@ import WebSocket from "ws";
 import { startApp, type App } from "../../src/app.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { freshLocation } from "./db.js";
+import { waitFor } from "./wait.js";
 
 export interface TestApp {
   app: App;
@@ -69,6 +70,25 @@ export async function startTestApp(
       await app.close();
       await cleanup();
     },
+  };
+}
+
+/**
+ * For tests that follow a turn from its start but, like any client, subscribe only once
+ * sendMessage has answered: on a busy machine a short job can finish before the subscription is
+ * up (its SNAPSHOT is then already final, and no STEP or TOKEN is seen), or run ahead of a
+ * cancel. From now on each new turn's job waits until someone watches the turn, as if the client
+ * had subscribed first. A turn nobody watches still starts, after WAIT_MS.
+ */
+export function startJobsWhenWatched(t: TestApp): void {
+  const { services } = t.app;
+  const runner = services.runner;
+  if (runner === null) return;
+  const enqueue = runner.enqueue.bind(runner);
+  runner.enqueue = (turn) => {
+    void waitFor(`a subscriber to turn ${turn.id}`, () => services.turnHub.watched(turn.id), Boolean, { intervalMs: 5, maxIntervalMs: 5 })
+      .catch(() => undefined)
+      .then(() => enqueue(turn));
   };
 }
 

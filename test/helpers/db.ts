@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
 import { MIGRATIONS_DIR, openDatabase, type Database } from "../../src/store/index.js";
+import { SLOWDOWN } from "./wait.js";
 
 export interface TestDriver {
   name: "pglite" | "pg";
@@ -76,7 +77,8 @@ export async function pgliteTemplateDir(): Promise<string> {
   const dir = path.join(tmpdir(), `unipic-pglite-template-${migrationsKey()}`);
   const ready = path.join(dir, "ready");
   const lock = `${dir}.lock`;
-  const deadline = Date.now() + 180_000;
+  // initdb takes 5-20 s alone, minutes on a machine busy with other work.
+  const deadline = Date.now() + 180_000 * SLOWDOWN;
   while (!existsSync(ready)) {
     let mine = false;
     try {
@@ -84,7 +86,7 @@ export async function pgliteTemplateDir(): Promise<string> {
       mine = true;
     } catch {
       const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-      if (age > 120_000 || Date.now() > deadline) rmSync(lock, { recursive: true, force: true });
+      if (age > 120_000 * SLOWDOWN || Date.now() > deadline) rmSync(lock, { recursive: true, force: true });
       else await sleep(250);
     }
     if (!mine) continue;

@@ -1,6 +1,7 @@
 /** Runs the real server and CLI as child processes (what a user runs), for lifecycle tests. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { WAIT_MS } from "./wait.js";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -13,8 +14,11 @@ export interface ServerProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `src/main.ts` on a free port; resolves once it prints its URL. */
-export function spawnServer(env: Record<string, string>, timeoutMs = 90_000): Promise<ServerProcess> {
+/**
+ * Starts `src/main.ts` on a free port; resolves once it prints its URL (its ready signal: the
+ * database is open and the model loaded). The limit is only for a server that never gets there.
+ */
+export function spawnServer(env: Record<string, string>, timeoutMs = WAIT_MS): Promise<ServerProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     cwd: ROOT,
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "silent", ...env },
@@ -46,7 +50,7 @@ export function spawnServer(env: Record<string, string>, timeoutMs = 90_000): Pr
 }
 
 /** Runs `unipic ARGS` (bin/unipic.js) to completion; killed after `timeoutMs` so no run outlives its test. */
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 240_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(args: string[], env: Record<string, string>, timeoutMs = 2 * WAIT_MS): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, ["bin/unipic.js", ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: "silent", ...env }, stdio: ["ignore", "pipe", "pipe"] });
   const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   let stdout = "";

@@ -15,15 +15,17 @@ export const WAIT_MS = 120_000 * SLOWDOWN;
 export interface WaitOptions {
   /** The overall limit (default WAIT_MS). */
   timeoutMs?: number;
-  /** The first poll interval; it doubles up to 500 ms. */
+  /** The first poll interval; it doubles up to `maxIntervalMs`. */
   intervalMs?: number;
+  /** Default 500 ms. */
+  maxIntervalMs?: number;
 }
 
 /** Polls `probe` until `done(value)`; returns that value. Rejects naming `what` and the last value seen. */
 export async function waitFor<T>(what: string, probe: () => Promise<T> | T, done: (value: T) => boolean = Boolean, options: WaitOptions = {}): Promise<T> {
   const timeoutMs = options.timeoutMs ?? WAIT_MS;
   const deadline = Date.now() + timeoutMs;
-  let interval = options.intervalMs ?? 20;
+  let interval = Math.min(options.intervalMs ?? 20, options.maxIntervalMs ?? 500);
   let last: T | undefined;
   let lastError: unknown;
   for (;;) {
@@ -39,6 +41,6 @@ export async function waitFor<T>(what: string, probe: () => Promise<T> | T, done
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; ${seen}`);
     }
     await new Promise((resolve) => setTimeout(resolve, Math.min(interval, Math.max(0, deadline - Date.now()))));
-    interval = Math.min(500, interval * 2);
+    interval = Math.min(options.maxIntervalMs ?? 500, interval * 2);
   }
 }

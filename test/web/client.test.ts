@@ -7,11 +7,12 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { gqlOk, startTestApp, type TestApp } from "../helpers/app.js";
-import { axeSerious, circlePng, ensureWebBuild, HAS_CHROMIUM, launch, shot, SKIP_REASON } from "./helpers.js";
+import { WAIT_MS } from "../helpers/wait.js";
+import { axeSerious, circlePng, ensureWebBuild, HAS_CHROMIUM, launch, patient, shot, SKIP_REASON } from "./helpers.js";
 
 const LAST_TURNS = `query($id: ID!) { conversation(id: $id) { title turns(last: 10) { nodes { id role task status text params inputImages { id } } } } }`;
 
-describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "web client in Chromium" : `web client in Chromium (${SKIP_REASON})`, { timeout: 90_000 }, () => {
+describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "web client in Chromium" : `web client in Chromium (${SKIP_REASON})`, () => {
   let t: TestApp;
   let browser: Browser;
   let context: BrowserContext;
@@ -30,7 +31,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "web client in Chromium" : `web cl
 
   /** bypassCSP: only for injecting axe-core, which the page's CSP (rightly) refuses as an inline script. */
   async function open(width = 1280, height = 820, bypassCSP = false): Promise<Page> {
-    context = await browser.newContext({ viewport: { width, height }, bypassCSP });
+    context = patient(await browser.newContext({ viewport: { width, height }, bypassCSP }));
     page = await context.newPage();
     page.on("pageerror", (e) => pageErrors.push(e.message));
     return page;
@@ -306,7 +307,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "web client in Chromium" : `web cl
     const p = await open();
     await signInByLink(p);
     await p.goto(`${t.url}/graphiql`);
-    await expect.poll(() => p.locator(".graphiql-query-editor").innerText(), { timeout: 30_000 }).toContain("viewer");
+    await expect.poll(() => p.locator(".graphiql-query-editor").innerText()).toContain("viewer");
     // Under load GraphiQL may still be starting when first clicked: click again until it answers.
     await expect
       .poll(
@@ -315,7 +316,7 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "web client in Chromium" : `web cl
           if (!text.includes('"name"')) await p.locator(".graphiql-execute-button").click();
           return text;
         },
-        { timeout: 45_000, interval: 1_000 },
+        { timeout: WAIT_MS, interval: 1_000 },
       )
       .toContain('"name": "admin"');
     await shot(p, "graphiql");

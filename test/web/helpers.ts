@@ -8,8 +8,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync }
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { render, type SceneObject } from "../../src/shapes/world.js";
+import { SLOWDOWN, WAIT_MS } from "../helpers/wait.js";
 
 const require = createRequire(import.meta.url);
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -42,13 +43,13 @@ export function ensureWebBuild(): void {
   if (fresh()) return;
   mkdirSync(path.join(ROOT, "dist"), { recursive: true });
   const lock = path.join(ROOT, "dist/.web-build.lock");
-  const deadline = Date.now() + 120_000;
+  const deadline = Date.now() + 120_000 * SLOWDOWN;
   for (;;) {
     try {
       mkdirSync(lock);
       break;
     } catch {
-      if (Date.now() > deadline || Date.now() - statSync(lock, { throwIfNoEntry: false })!.mtimeMs > 120_000) {
+      if (Date.now() > deadline || Date.now() - statSync(lock, { throwIfNoEntry: false })!.mtimeMs > 120_000 * SLOWDOWN) {
         rmdirSync(lock, { recursive: true } as never);
         continue;
       }
@@ -73,6 +74,18 @@ export async function launch(): Promise<Browser> {
     headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
   });
+}
+
+/**
+ * Gives a page or context Playwright timeouts that follow from what they wait for (the server
+ * answering, the page updating: WAIT_MS) instead of Playwright's fixed 30 s, which a busy machine
+ * (a second `npm test` beside this one) can pass while signing in. Passing steps return as soon
+ * as their element is there.
+ */
+export function patient<T extends Page | BrowserContext>(target: T): T {
+  target.setDefaultTimeout(WAIT_MS);
+  target.setDefaultNavigationTimeout(WAIT_MS);
+  return target;
 }
 
 export async function shot(page: Page, name: string, fullPage = false): Promise<string> {
