@@ -35,7 +35,7 @@ from .diffusion import Schedule
 from .evaluate import load_tokenizer, load_torch
 from .sampler import Draws, Runner, from_uint8, to_latent, to_tokens, to_uint8
 from .train_data import tiny_tokenizer, make_batch, to_device_batch
-from .train_losses import DiffusionLoss, Objective
+from .train_losses import DiffusionLoss, Objective, changed_tokens
 
 TASKS = ("gen", "edit")
 
@@ -45,7 +45,7 @@ def _capture_z(model, batch):
     obj = Objective(model, "cpu")
     obj.ids = tiny_tokenizer(model.cfg.vocab_size)[1]
     seen = []
-    obj.diff = lambda head, z, x0, mul, gen, ctx: (seen.append(z.detach()), (torch.zeros(()),) * 2)[1]
+    obj.diff = lambda head, z, x0, mul, gen, ctx, weight=None: (seen.append(z.detach()), (torch.zeros(()),) * 2)[1]
     with torch.no_grad():
         obj.losses(batch, torch.Generator().manual_seed(0))
     return dict(zip(TASKS, seen))
@@ -138,7 +138,7 @@ def main(argv=None):
             X[t].append(x0)
             BG[t].append(bg)
             if src is not None:
-                CH.append(((src - x0) ** 2).mean(1) > 0.05)  # the edit changed this token
+                CH.append(changed_tokens(src, x0))  # the edit changed this token
     Zc = {t: torch.cat(v) for t, v in Z.items()}
     Xc = {t: torch.cat(v) for t, v in X.items()}
     report["token_var"] = {t: round(float(Xc[t].var(0).mean()), 4) for t in TASKS}

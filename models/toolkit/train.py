@@ -181,7 +181,8 @@ class Trainer:
         a = self.a
         model = self.build(vae_sd)
         obj = (StaticObjective if self.static else Objective)(model, self.dev, mul=a.diff_mul, autocast=self.bf16,
-                                                               cpu_bf16=self.bf16, snr_gamma=a.snr_gamma)
+                                                               cpu_bf16=self.bf16, snr_gamma=a.snr_gamma,
+                                                               edit_focus=a.edit_focus)
         tok, ids = tiny_tokenizer(self.cfg.vocab_size)
         obj.ids = ids
         opt = self.optimizer(model)
@@ -344,6 +345,8 @@ def parse_args(argv=None):
     ap.add_argument("--w-gen", type=float, default=1.0)
     ap.add_argument("--w-edit", type=float, default=1.0)
     ap.add_argument("--w-und", type=float, default=0.5)
+    ap.add_argument("--edit-focus", type=float, default=0.0,
+                    help="extra loss weight on the edit target tokens that differ from the source (0: plain mean)")
     ap.add_argument("--diff-mul", type=int, default=4, help="diffusion_batch_mul")
     ap.add_argument("--snr-gamma", type=float, default=0.0,
                     help="Min-SNR weighting of the eps loss (e.g. 5); 0 = uniform over t")

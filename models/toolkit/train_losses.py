@@ -132,11 +132,33 @@ class DiffusionLoss:
         return (per * w).sum() / w.sum(), (mse * w).sum() / w.sum()
 
 
-class Objective:
-    """The three task losses of one step, on the training (non-EMA) model."""
+CHANGED_MSE = 0.05  # a target token this far (mean squared) from its source token was changed by the edit
 
-    def __init__(self, model: UniPic, device, mul=4, autocast=False, cpu_bf16=False, snr_gamma=0.0):
+
+def changed_tokens(src, tgt):
+    """src, tgt [B,L,C] tokens -> [B,L] bool: the tokens the edit changes (the rest copy the source)."""
+    return ((src - tgt) ** 2).mean(-1) > CHANGED_MSE
+
+
+def edit_weights(src, tgt, focus: float):
+    """[B,L] loss weights of an edit's target tokens: 1 + focus on the tokens the edit changes.
+
+    An edit changes a few percent of the tokens and the decoder already holds the source at every
+    masked position (x_con), so the plain mean is nearly all copying: a model that ignores the
+    instruction scores almost as well as one that follows it. Weighting the changed tokens makes
+    the instruction worth learning (the weighted mean keeps the loss's scale). None when focus = 0."""
+    if focus <= 0:
+        return None
+    return 1.0 + focus * changed_tokens(src, tgt).float()
+
+
+class Objective:
+    """The three task losses of one step, on the training (non-EMA) model.
+    edit_focus: extra loss weight on the target tokens an edit changes (edit_weights)."""
+
+    def __init__(self, model: UniPic, device, mul=4, autocast=False, cpu_bf16=False, snr_gamma=0.0, edit_focus=0.0):
         self.m, self.dev, self.mul = model, torch.device(device), mul
+        self.edit_focus = edit_focus
         self.cfg = model.cfg
         c = self.cfg
         self.L = c.grid(c.default_resolution) ** 2
@@ -184,8 +206,9 @@ class Objective:
         idx = torch.arange(self.L, device=self.dev)[None].expand(B, self.L)
         return self.m.mar_encoder(tokens, idx, pos[0])
 
-    def image_loss(self, tokens, vis, pred, ids, pmask, fill, prompt_rows, image_id, gen, pos):
-        """One MAR training pass: visible tokens + prompt -> z at pred -> diffusion loss."""
+    def image_loss(self, tokens, vis, pred, ids, pmask, fill, prompt_rows, image_id, gen, pos, weight=None):
+        """One MAR training pass: visible tokens + prompt -> z at pred -> diffusion loss.
+        weight [B,L] (optional): per-token loss weights, read at pred."""
         enc_pos, dec_pos, diff_pos = pos
         B, V = vis.shape
         C = tokens.shape[2]
@@ -205,8 +228,9 @@ class Objective:
             z = self.m.mar_decoder(x_enc, hidden[:, P:], vis, fill, dec_pos, diff_pos, pred)
         n = pred.shape[1]
         x0 = torch.gather(tokens, 1, pred[..., None].expand(B, n, C))
+        w = None if weight is None else torch.gather(weight, 1, pred).reshape(B * n)
         return self.diff(self.m.mar.diffloss.net, z.reshape(B * n, -1).float(), x0.reshape(B * n, C),
-                         self.mul, gen, self.ctx)
+                         self.mul, gen, self.ctx, weight=w)
 
     def losses(self, b, gen):
         """b: batch dict of device tensors (tokens already encoded). -> dict of scalar losses."""
@@ -226,8 +250,9 @@ class Objective:
             with self.ctx():
                 x_con, z_enc = self.encode_source(b["edit_src_tok"], pos)
                 fill = self.m.mar_fill(x_con, torch.ones(B, device=self.dev))
+            w = edit_weights(b["edit_src_tok"], b["edit_tok"], self.edit_focus)
             out["edit"], out["edit_mse"] = self.image_loss(b["edit_tok"], b["edit_vis"], b["edit_pred"], b["edit_ids"],
-                                                           b["edit_mask"], fill, z_enc, ids["image"], gen, pos)
+                                                           b["edit_mask"], fill, z_enc, ids["image"], gen, pos, w)
         if "und_ids" in b:
             with self.ctx():
                 _, z_enc = self.encode_source(b["und_tok"], pos)

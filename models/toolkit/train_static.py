@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .qwen2 import NEG
-from .train_losses import Objective
+from .train_losses import Objective, edit_weights
 
 
 def prompt_lengths(tok, sample_texts, margin: int = 4) -> int:
@@ -89,9 +89,9 @@ class StaticObjective(Objective):
             x = blk(x, bias)
         return mar.encoder_norm(x)
 
-    def image_loss(self, tokens, pmask, ids, pmask_prompt, fill, prompt_rows, t, noise, pos):
+    def image_loss(self, tokens, pmask, ids, pmask_prompt, fill, prompt_rows, t, noise, pos, weight=None):
         """tokens [B,L,C]; pmask [B,L] (1 = predict, 0 = visible); ids / pmask_prompt [B,P];
-        fill [B,buf+L,W]; t [B*L*mul], noise [B*L*mul,C] -> (loss, mse)."""
+        fill [B,buf+L,W]; t [B*L*mul], noise [B*L*mul,C]; weight [B,L] optional -> (loss, mse)."""
         enc_pos, dec_pos, diff_pos = pos
         B, L, C = tokens.shape
         buf, m = self.buf, self.m
@@ -121,7 +121,7 @@ class StaticObjective(Objective):
             for blk in m.mar.decoder_blocks:
                 xdec = blk(xdec)
             zall = m.mar.decoder_norm(xdec)[:, buf:] + diff_pos                  # [B,L,W]
-        w = pmask.reshape(B * L)
+        w = (pmask if weight is None else pmask * weight).reshape(B * L)
         return self.diff(m.mar.diffloss.net, zall.reshape(B * L, -1).float(), tokens.reshape(B * L, C),
                          self.mul, None, self.ctx, weight=w, t=t, noise=noise)
 
@@ -152,8 +152,9 @@ class StaticObjective(Objective):
             with self.ctx():
                 x_con, z_enc = self.encode_source(b["edit_src_tok"], pos)
                 fill = self.m.mar_fill(x_con, torch.ones(B, device=self.dev))
+            w = edit_weights(b["edit_src_tok"], b["edit_tok"], self.edit_focus)
             out["edit"], out["edit_mse"] = self.image_loss(b["edit_tok"], b["edit_pmask"], b["edit_ids"],
-                                                           b["edit_mask"], fill, z_enc, *draws["edit"], pos)
+                                                           b["edit_mask"], fill, z_enc, *draws["edit"], pos, w)
         if "und_ids" in b:
             with self.ctx():
                 _, z_enc = self.encode_source(b["und_tok"], pos)

@@ -323,3 +323,40 @@ def test_static_training_step_runs_and_the_chooser_stays_eager_without_compile()
     assert ch.record()["compile"] == "off" and ch.fn is ch.eager
     grads = [p.grad for _, p in TS.trainable(m) if p.grad is not None]
     assert len(grads) > 10 and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_edit_focus_weights_the_changed_tokens_alike_in_both_passes():
+    """--edit-focus K: the edit loss weighs the target tokens that differ from the source by 1 + K,
+    the rest by 1, at the same positions in the eager and the static pass; generation is unweighted."""
+    from toolkit.train_static import StaticObjective, static_pads
+    m, _ = _setup(3)
+    m.eval()
+    d = {**_dims(), "cfg_drop": 0.0, "layout": "canonical"}
+    b = D.make_batch((7, 2, d))
+    pads = static_pads(D.make_batch, d, probes=1)
+    bs = D.make_batch((7, 2, {**d, "static": True, "pads": pads}))
+    cpu = torch.device("cpu")
+    ids = D.tiny_tokenizer(MINI.vocab_size)[1]
+    seen_e, seen_s = [], []
+    eager = TL.Objective(m, "cpu", mul=1, edit_focus=3.0)
+    eager.ids = ids
+    eager.diff = lambda head, z, x0, mul, gen, ctx, weight=None: (seen_e.append(weight), (torch.zeros(()),) * 2)[1]
+    st = StaticObjective(m, "cpu", mul=1, edit_focus=3.0)
+    st.ids = ids
+    st.diff = lambda head, z, x0, mul, gen, ctx, weight, t, noise: (seen_s.append(weight[weight > 0]),
+                                                                      (torch.zeros(()),) * 2)[1]
+    bd = D.to_device_batch(b, cpu, m.vae, MINI.vae_scale)
+    with torch.no_grad():
+        eager.losses(bd, torch.Generator().manual_seed(0))
+        st.losses(D.to_device_batch(bs, cpu, m.vae, MINI.vae_scale), None, {"gen": (None, None), "edit": (None, None)})
+    gen_w, edit_w = seen_e
+    assert gen_w is None
+    changed = TL.changed_tokens(bd["edit_src_tok"], bd["edit_tok"])              # [B,L]
+    assert torch.equal(edit_w, 1 + 3 * torch.gather(changed, 1, bd["edit_pred"]).reshape(-1).float())
+    assert torch.equal(edit_w, seen_s[1])
+    # the rule itself, on tokens with one changed position: weights 1 + K there, 1 elsewhere
+    src = torch.zeros(2, 4, 3)
+    tgt = src.clone()
+    tgt[1, 2] = 1.0
+    assert TL.edit_weights(src, tgt, 3.0).tolist() == [[1.0] * 4, [1.0, 1.0, 4.0, 1.0]]
+    assert TL.edit_weights(src, tgt, 0.0) is None
