@@ -6,6 +6,8 @@
  * marked COMPLETED.
  * Restart safety: turns left QUEUED or RUNNING by a stopped server are run again from their
  * stored seed and parameters (`resumeUnfinished`), which reproduces the same image.
+ * In process it is the TurnQueue itself (the engine pool's queue orders the jobs); scaled out, a
+ * worker (src/redis/worker.ts) calls `runStored` for each job it takes from Redis.
  */
 import { createHash } from "node:crypto";
 import { AppError, ErrorCode } from "../errors.js";
@@ -14,7 +16,7 @@ import { decodeToRgb, encodePngSync, encodeRgb, toDataUrl } from "../images/inde
 import type { Store, TurnRow } from "../store/index.js";
 import { publishTurnStatus, TurnEventKind, type PreviewPayload, type TurnEvents } from "./events.js";
 import { jobParams, type ParamsInput } from "./params.js";
-import type { TurnRunner } from "./service.js";
+import type { TurnQueue } from "./queue.js";
 
 /** Earlier turns an understanding turn sees as chat history. */
 const HISTORY_TURNS = 8;
@@ -26,12 +28,19 @@ export interface RunnerDeps {
   events: TurnEvents;
   engine: EngineClient;
   log?: (line: string) => void;
+  /**
+   * Publish the engine's own queue positions (QUEUED events). Off on a scaled-out worker: there
+   * the turn waited in the shared queue, whose positions the API nodes publish.
+   */
+  queueEvents?: boolean;
 }
 
-export class EngineRunner implements TurnRunner {
+export class EngineRunner implements TurnQueue {
   private readonly handles = new Map<string, JobHandle>();
   /** Turns cancelled while their job still runs: their late progress events are not published. */
   private readonly stopped = new Set<string>();
+  /** Turns whose job stops to be handed to another worker (shutdown): they go back to QUEUED. */
+  private readonly handedBack = new Set<string>();
   private readonly store: Store;
   private readonly events: TurnEvents;
   private readonly engine: EngineClient;
@@ -42,20 +51,53 @@ export class EngineRunner implements TurnRunner {
     this.events = deps.events;
     this.engine = deps.engine;
     this.log = deps.log ?? (() => undefined);
+    this.queueEvents = deps.queueEvents ?? true;
   }
+
+  private readonly queueEvents: boolean;
 
   enqueue(turn: TurnRow): void {
-    void this.run(turn).catch((error: unknown) => this.log(`runner: turn ${turn.id}: ${(error as Error)?.stack ?? String(error)}`));
+    void this.runTurn(turn);
   }
 
-  cancel(turnId: string): boolean {
+  /** Runs a turn to its final status (or until handed back); never rejects. */
+  async runTurn(turn: TurnRow): Promise<void> {
+    await this.run(turn).catch((error: unknown) => this.log(`runner: turn ${turn.id}: ${(error as Error)?.stack ?? String(error)}`));
+  }
+
+  /**
+   * Runs a turn read back from the store by id (a job taken from a shared queue): nothing when it
+   * is final or gone (a cancelled or already finished job must not run twice), and a turn left
+   * RUNNING by a worker that died goes back to QUEUED first, so its watchers see it run again.
+   */
+  async runStored(turnId: string): Promise<void> {
+    let turn = await this.store.turns.getById(turnId);
+    if (turn === null || (turn.status !== "QUEUED" && turn.status !== "RUNNING")) return;
+    if (turn.status === "RUNNING") {
+      turn = await this.store.turns.setStatus(turnId, "QUEUED");
+      if (turn === null) return;
+      publishTurnStatus(this.events, turn);
+    }
+    await this.runTurn(turn);
+  }
+
+  /**
+   * Stops a turn's job here, if it runs here. `handBack`: the turn returns to QUEUED (for
+   * another worker) instead of ending; otherwise the caller has written CANCELLED.
+   */
+  cancel(turnId: string, how: "cancel" | "handBack" = "cancel"): boolean {
     const handle = this.handles.get(turnId);
-    if (handle !== undefined) this.stopped.add(turnId);
+    if (handle !== undefined) (how === "handBack" ? this.handedBack : this.stopped).add(turnId);
     handle?.cancel();
     return handle !== undefined;
   }
 
-  queuePosition(turnId: string): number | null {
+  /** Turns whose jobs run (or wait in the engine) here now. */
+  get running(): number {
+    return this.handles.size;
+  }
+
+  async queuePosition(turnId: string): Promise<number | null> {
     const handle = this.handles.get(turnId);
     return handle === undefined ? null : this.engine.queuePosition(handle.id);
   }
@@ -90,12 +132,20 @@ export class EngineRunner implements TurnRunner {
     try {
       for await (const event of handle.events) {
         // A step the engine finished after cancelTurn must not follow the CANCELLED event.
-        if (this.stopped.has(turn.id)) continue;
+        if (this.stopped.has(turn.id) || this.handedBack.has(turn.id)) continue;
         if (event.type === "queued") {
+          if (!this.queueEvents) continue;
           events.turnHub.publish(turn.id, { kind: TurnEventKind.QUEUED, turn: current, queuePosition: event.position, etaMs: event.etaMs, coalesceKey: "queue" });
         } else if (event.type === "started") {
-          current = (await store.turns.setStatus(turn.id, "RUNNING")) ?? current;
-          if (current.status === "RUNNING") publishTurnStatus(events, current);
+          const running = await store.turns.setStatus(turn.id, "RUNNING");
+          if (running === null) {
+            // Cancelled (on any node) before its job began here: stop it now.
+            this.stopped.add(turn.id);
+            handle.cancel();
+            continue;
+          }
+          current = running;
+          publishTurnStatus(events, current);
         } else if (event.type === "step") {
           if (!events.turnHub.watched(turn.id)) continue; // nobody watches: skip encoding the preview
           const preview = event.preview === null ? null : this.encodePreview(event.preview, turn.params);
@@ -115,6 +165,7 @@ export class EngineRunner implements TurnRunner {
     } finally {
       this.handles.delete(turn.id);
       this.stopped.delete(turn.id);
+      this.handedBack.delete(turn.id);
     }
   }
 
@@ -189,6 +240,12 @@ export class EngineRunner implements TurnRunner {
 
   /** Writes the final status of a turn that did not complete (never left QUEUED or RUNNING). */
   private async end(turn: TurnRow, error: unknown): Promise<void> {
+    if (this.handedBack.has(turn.id)) {
+      // Stopped for another worker to run from its stored seed: not an end.
+      const row = await this.store.turns.setStatus(turn.id, "QUEUED").catch(() => null);
+      if (row !== null) publishTurnStatus(this.events, row);
+      return;
+    }
     const app = error instanceof AppError ? error : new AppError(ErrorCode.JOB_FAILED, String((error as Error)?.message ?? error), { cause: error });
     if (app.code === ErrorCode.INTERNAL || !(error instanceof AppError)) this.log(`runner: turn ${turn.id} failed: ${(error as Error)?.stack ?? String(error)}`);
     const status = app.code === ErrorCode.CANCELLED ? "CANCELLED" : "FAILED";

@@ -1,6 +1,6 @@
 /**
  * Conversation and turn operations, shared by GraphQL resolvers and HTTP routes. Knows the store,
- * the event hubs and (once the engine exists) a TurnRunner; knows nothing of GraphQL or HTTP.
+ * the event hubs and (once the engine exists) a TurnQueue (queue.ts); knows nothing of GraphQL or HTTP.
  * Rule: a turn is stored before any work on it starts, and every status change is published.
  */
 import type { Config } from "../config.js";
@@ -9,21 +9,12 @@ import type { Manifest } from "../engine/manifest.js";
 import { TurnKind, type ConversationRow, type NewHistoryTurn, type Store, type Task, type TurnRow, type UserRow } from "../store/index.js";
 import { ConversationEventKind, TurnEventKind, publishTurnStatus, type TurnEvents, type TurnHubEvent } from "./events.js";
 import { resolveTurnParams, type ParamsInput } from "./params.js";
+import type { TurnQueue } from "./queue.js";
 import type { QuotaGuard } from "./quotas.js";
 import { MAX_SEED, randomSeed, resolveKind, validateText } from "./validate.js";
 
 /** Replies one message may ask for (OpenAI's `n`, 1-4 there too). */
 export const MAX_REPLIES = 4;
-
-/** What runs assistant turns. Absent until an engine is configured: turns then stay QUEUED. */
-export interface TurnRunner {
-  /** Called once the turn is committed; must not throw (failures are written to the turn). */
-  enqueue(turn: TurnRow): void;
-  /** Stops a queued or running job; true when it was known to the runner. */
-  cancel(turnId: string): boolean;
-  /** Jobs ahead of this one, or null when it is not waiting. */
-  queuePosition(turnId: string): number | null;
-}
 
 /** What the operations below (and the transports calling them) work with; built once by app.ts. */
 export interface Services extends TurnEvents {
@@ -31,7 +22,8 @@ export interface Services extends TurnEvents {
   store: Store;
   /** Is the database reachable? (readiness) */
   ping: () => Promise<boolean>;
-  runner: TurnRunner | null;
+  /** Where committed replies go to be run (queue.ts); null without an engine: turns then stay QUEUED. */
+  runner: TurnQueue | null;
   /** The loaded model's manifest (null when ENGINE=off or it failed to load). */
   model: Manifest | null;
   /**
@@ -67,7 +59,7 @@ export function watchTurn(services: Services, ownerId: string, turnId: string): 
   const source = services.turnHub.subscribe(turnId, async () => {
     const row = await services.store.turns.get(ownerId, turnId);
     if (row === null) return [];
-    const queuePosition = row.status === "QUEUED" ? (services.runner?.queuePosition(row.id) ?? null) : null;
+    const queuePosition = row.status === "QUEUED" ? ((await services.runner?.queuePosition(row.id)) ?? null) : null;
     return [{ kind: TurnEventKind.SNAPSHOT, turn: row, queuePosition }];
   });
   const events = untilFinal(source);

@@ -36,9 +36,9 @@ export class TurnResolver {
   }
 
   @FieldResolver(() => Int, { nullable: true, description: "Jobs ahead of this one while QUEUED (0 = next); null otherwise." })
-  queuePosition(@Root() turn: Turn, @Ctx() ctx: Context): number | null {
+  async queuePosition(@Root() turn: Turn, @Ctx() ctx: Context): Promise<number | null> {
     if (turn.row.status !== "QUEUED") return null;
-    return ctx.services.runner?.queuePosition(turn.row.id) ?? null;
+    return (await ctx.services.runner?.queuePosition(turn.row.id)) ?? null;
   }
 
   @Mutation(() => SendMessagePayload, {
