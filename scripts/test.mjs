@@ -2,7 +2,7 @@
 /**
  * `npm test`: every suite this machine can run, with one closing line `N passed, N failed`.
  * - vitest (unit, store, API e2e over real sockets, engine) — on PGlite, or on PostgreSQL when
- *   DATABASE_URL is set;
+ *   DATABASE_URL is set (then test/faults, which restarts that local cluster, runs alone last);
  * - the Python model toolkit's pytest suite, when /usr/bin/python3 has torch (skip with --no-python).
  * Extra arguments go to vitest (e.g. `npm test -- test/api`).
  */
@@ -20,24 +20,37 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 
-// 1. vitest, with a JSON report next to the usual console output.
-const vitestJson = `${root}/test-results/vitest.json`;
-const vitest = spawnSync(
-  process.execPath,
-  [`${root}/node_modules/vitest/vitest.mjs`, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`, ...vitestArgs],
-  { cwd: root, stdio: "inherit" },
-);
-if (existsSync(vitestJson)) {
-  const report = JSON.parse(readFileSync(vitestJson, "utf8"));
-  passed += report.numPassedTests;
-  failed += report.numFailedTests;
-  skipped += report.numPendingTests + (report.numTodoTests ?? 0);
-  // A file that fails to load has no tests in the counts: count it as a failure.
-  failed += report.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
-} else {
-  failed += 1;
+/** Runs vitest with `extra` arguments and a JSON report next to the console output; adds its counts. */
+function runVitest(extra, name) {
+  const vitestJson = `${root}/test-results/${name}.json`;
+  const before = failed;
+  const vitest = spawnSync(
+    process.execPath,
+    [`${root}/node_modules/vitest/vitest.mjs`, "run", "--reporter=default", "--reporter=json", `--outputFile.json=${vitestJson}`, ...extra],
+    { cwd: root, stdio: "inherit" },
+  );
+  if (existsSync(vitestJson)) {
+    const report = JSON.parse(readFileSync(vitestJson, "utf8"));
+    passed += report.numPassedTests;
+    failed += report.numFailedTests;
+    skipped += report.numPendingTests + (report.numTodoTests ?? 0);
+    // A file that fails to load has no tests in the counts: count it as a failure.
+    failed += report.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
+  } else {
+    failed += 1;
+  }
+  if (vitest.status !== 0 && failed === before) failed += 1;
 }
-if (vitest.status !== 0 && failed === 0) failed += 1;
+
+// 1. vitest. On PostgreSQL, test/faults (which stops and starts the cluster) runs alone after
+// the rest, which would otherwise lose their connections mid-test.
+const FAULTS = "test/faults";
+if (process.env.DATABASE_URL && vitestArgs.length === 0) {
+  runVitest(["--exclude", `${FAULTS}/**`], "vitest");
+  runVitest([FAULTS], "vitest-faults");
+} else {
+  runVitest(vitestArgs, "vitest");
+}
 
 // 2. Python toolkit tests.
 const python = "/usr/bin/python3";

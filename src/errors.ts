@@ -35,7 +35,7 @@ export enum ErrorCode {
   ENGINE_DEAD = "ENGINE_DEAD",
   /** A model folder or manifest is invalid. */
   MODEL_INVALID = "MODEL_INVALID",
-  /** The server is starting or stopping. */
+  /** The server is starting or stopping, or its database is unreachable (restarting); `retryAfterMs` hints when to retry. */
   UNAVAILABLE = "UNAVAILABLE",
   /** A bug or an unexpected failure of a dependency; details stay in the server log. */
   INTERNAL = "INTERNAL",
@@ -70,8 +70,8 @@ export interface AppErrorOptions {
   /** What was received, shortened (never a secret). */
   got?: string;
   /**
-   * For RATE_LIMITED and QUOTA_EXCEEDED: milliseconds until the same request may pass, or null
-   * when waiting alone will not make it pass.
+   * For RATE_LIMITED, QUOTA_EXCEEDED and UNAVAILABLE: milliseconds until the same request may
+   * pass, or null when waiting alone will not make it pass.
    */
   retryAfterMs?: number | null;
   cause?: unknown;

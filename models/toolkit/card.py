@@ -3,6 +3,10 @@
 Prints markdown (training facts from the trainer's log.jsonl, ShapesEval per category from
 evaluate.py --out) to paste into models/unipic-tiny/MODEL_CARD.md; nothing is invented: a figure
 missing from the inputs is printed as "n/a".
+
+`--examples WEIGHTS --sheet PNG` draws the card's example sheet with the reference sampler at the
+manifest's defaults (`--model-dir`): one row per prompt of EXAMPLE_PROMPTS (4 seeds), then one row
+per edit of EXAMPLE_EDITS (source, then 3 seeds), upscaled 2x, unfiltered: failures included.
 """
 
 from __future__ import annotations
@@ -67,11 +71,55 @@ def figures(eval_path: str | None, log_path: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# One prompt per generation category (and the region phrase), and the README's conversation edit.
+EXAMPLE_PROMPTS = ["a red circle", "a blue square and a green triangle", "three circles", "a yellow triangle",
+                   "a circle to the left of a square", "a red square and a blue circle",
+                   "a green circle in the top left"]
+EXAMPLE_EDITS = [([{"shape": "circle", "color": "red", "cx": 0.5, "cy": 0.5, "s": 0.14}], "make the circle blue"),
+                 ([{"shape": "square", "color": "green", "cx": 0.3, "cy": 0.5, "s": 0.14},
+                   {"shape": "circle", "color": "red", "cx": 0.7, "cy": 0.5, "s": 0.14}], "remove the red circle"),
+                 ([{"shape": "triangle", "color": "blue", "cx": 0.5, "cy": 0.5, "s": 0.14}], "Repeat this image.")]
+
+
+def example_sheet(weights: str, model_dir: str | None, out: str, seeds: int = 4) -> None:
+    """A PNG grid [rows x seeds] of 64x64 samples (2x), generation rows then edit rows."""
+    import numpy as np
+    from PIL import Image
+
+    from . import shapes as S
+    from .evaluate import load_tokenizer, load_torch
+    from .sampler import Draws, Runner, from_uint8, to_uint8
+    model = load_torch(model_dir, weights)
+    runner = Runner(model, load_tokenizer(model_dir, model.cfg))
+    size = model.cfg.default_resolution
+    rows = []
+    for p in EXAMPLE_PROMPTS:
+        _, px = runner.generate([p] * seeds, Draws(11))
+        rows.append(list(to_uint8(px).numpy()))
+    for scene, instr in EXAMPLE_EDITS:
+        src = S.render(scene, size)
+        _, px = runner.edit(from_uint8(np.stack([src] * (seeds - 1))), [instr] * (seeds - 1), Draws(12))
+        rows.append([src, *to_uint8(px).numpy()])
+    gap = 4
+    sheet = np.full((len(rows) * (2 * size + gap), seeds * (2 * size + gap), 3), 128, np.uint8)
+    for r, imgs in enumerate(rows):
+        for c, img in enumerate(imgs):
+            y, x = r * (2 * size + gap), c * (2 * size + gap)
+            sheet[y:y + 2 * size, x:x + 2 * size] = img.repeat(2, 0).repeat(2, 1)
+    Image.fromarray(sheet).save(out, optimize=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m toolkit.card", description=__doc__.split("\n")[0])
     ap.add_argument("--eval", help="evaluate.py --out file")
     ap.add_argument("--log", help="trainer log.jsonl")
+    ap.add_argument("--examples", metavar="WEIGHTS", help="draw the example sheet of these weights")
+    ap.add_argument("--model-dir", default="unipic-tiny", help="with --examples: manifest (sampling defaults, tokenizer)")
+    ap.add_argument("--sheet", default="examples.png", help="with --examples: the PNG to write")
     a = ap.parse_args(argv)
+    if a.examples:
+        example_sheet(a.examples, a.model_dir, a.sheet)
+        return
     print(figures(a.eval, a.log), end="")
 
 

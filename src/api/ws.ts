@@ -8,7 +8,7 @@ import type { IncomingMessage, Server } from "node:http";
 import { GraphQLError, parse, validate, type ExecutionArgs } from "graphql";
 import { useServer } from "graphql-ws/use/ws";
 import { WebSocketServer } from "ws";
-import type { AppError } from "../errors.js";
+import { AppError, ErrorCode } from "../errors.js";
 import type { UserRow } from "../store/index.js";
 import type { Services } from "../turns/service.js";
 import { authenticate } from "./auth.js";
@@ -58,8 +58,13 @@ export function startGraphQLWebSocket(
         try {
           ctx.extra.user = await authenticate(services.store, ctx.connectionParams?.authorization);
           return true;
-        } catch {
-          return false; // graphql-ws closes with 4403 Forbidden
+        } catch (error) {
+          // The key could not be checked (the database is restarting): not a wrong key. 1013 Try
+          // Again Later, which graphql-ws clients retry, instead of 4403, which they do not.
+          if (error instanceof AppError && error.code === ErrorCode.UNAVAILABLE) {
+            ctx.extra.socket.close(1013, `${ErrorCode.UNAVAILABLE}: the database is unreachable; retry shortly`);
+          }
+          return false; // graphql-ws closes with 4403 Forbidden (a no-op once closed above)
         }
       },
       onSubscribe: (_ctx, _id, payload) => {

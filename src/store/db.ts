@@ -49,9 +49,12 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
 }
 
 async function openPg(url: string): Promise<Database> {
-  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  // A connection that cannot be opened in 10 s fails (UNAVAILABLE) instead of holding a request,
+  // or /readyz, for as long as the OS takes to give up on an unreachable host.
+  const pool = new pg.Pool({ connectionString: url, max: 10, connectionTimeoutMillis: 10_000 });
   pool.on("error", () => {
-    /* idle client lost; the pool replaces it */
+    /* An idle client lost (a PostgreSQL restart ends every connection): the pool drops it and
+       opens a new one on the next query, so the server recovers without a restart. */
   });
   let client: pg.PoolClient;
   try {
