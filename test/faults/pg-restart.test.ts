@@ -61,7 +61,7 @@ describe.skipIf(cluster === null)(cluster === null ? `PostgreSQL restarts mid-ru
       { text: "a blue square", params: { ...LONG, seed: 101 } },
       { text: "a green triangle", params: { ...SHORT, seed: 202 } },
     ];
-    const live = new Map<string, Promise<any[]>>();
+    const live = new Map<string, Promise<Result[]>>();
     for (const m of inFlight) {
       const sent = await gqlOk(t.url, t.adminKey, SEND_MESSAGE, { input: { conversationId: conv, text: m.text, task: "GENERATE", params: m.params } });
       const id = sent.sendMessage.assistantTurn.id as string;
@@ -123,7 +123,7 @@ describe.skipIf(cluster === null)(cluster === null ? `PostgreSQL restarts mid-ru
     for (const [i, id] of [...live.keys()].entries()) {
       const again = await gqlOk(t.url, t.adminKey, SEND_MESSAGE, { input: { conversationId: ref, text: inFlight[i]!.text, task: "GENERATE", params: inFlight[i]!.params } });
       const events = await collect(subscription(check, EVENTS, { id: again.sendMessage.assistantTurn.id }), { until: (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated) });
-      expect(finals.get(id).outputImages[0].sha256).toBe(events.at(-1).turnUpdated.turn.outputImages[0].sha256);
+      expect(finals.get(id).outputImages[0].sha256).toBe(events.at(-1)!.turnUpdated.turn.outputImages[0].sha256);
     }
     await check.dispose();
 
