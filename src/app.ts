@@ -10,10 +10,11 @@ import { loadManifest, type Manifest } from "./engine/manifest.js";
 import { EnginePool } from "./engine/pool.js";
 import { redactingLog } from "./log.js";
 import type { EngineClient } from "./engine/types.js";
-import { createStore, openDatabase, patientStore, type Database, type Store } from "./store/index.js";
+import { createStore, openDatabase, type Database, type Store } from "./store/index.js";
 import { createTurnEvents } from "./turns/events.js";
 import { QuotaGuard } from "./turns/quotas.js";
 import { EngineRunner } from "./turns/runner.js";
+import { startScaledNode, type ScaledNode } from "./redis/node.js";
 import type { Services } from "./turns/service.js";
 
 export interface App {
@@ -30,9 +31,8 @@ export interface App {
 
 /** Creates the admin user when there are no users at all; returns its key, or null. */
 export async function ensureAdmin(store: Store): Promise<string | null> {
-  if ((await store.users.count()) > 0) return null;
-  const { apiKey } = await store.users.create("admin", { isAdmin: true });
-  return apiKey;
+  // Atomic across nodes starting together on one database: one admin, one key printed.
+  return store.users.createFirstAdmin("admin");
 }
 
 /** Loads the model; a failure is logged and leaves the server up but not ready. */
@@ -66,21 +66,25 @@ export async function startApp(config: Config, sink: (line: string) => void = ()
   let server: RunningServer | undefined;
   let admin: AdminSocket | undefined;
   let engine: EngineClient | null = null;
+  let scaled: ScaledNode | null = null;
   try {
     const store = createStore(database);
     const adminKey = await ensureAdmin(store);
     engine = await loadEngine(config, log);
-    const events = createTurnEvents();
+    // REDIS_URL: a node of a scaled-out deployment (jobs and events through Redis; src/redis).
+    if (config.redisUrl !== undefined) scaled = await startScaledNode({ config: { ...config, redisUrl: config.redisUrl }, store, engine, api: true, log });
+    const events = scaled?.events ?? createTurnEvents();
     // The runner is built from what it needs (store, events, engine), so it needs no services.
-    // Its store waits out a database restart, so a job that ran meanwhile is stored, not lost.
-    const runner = engine === null ? null : new EngineRunner({ store: patientStore(store, { log }), events, engine, log });
+    const runner = engine === null || scaled !== null ? null : new EngineRunner({ store, events, engine, log });
     const manifest = engine?.manifest ?? (await readManifest(config, log));
     const quotas = new QuotaGuard({ quotas: config.quotas, store, jobMs: () => engine?.averageJobMs });
-    const services: Services = { config, store, ping: () => database.ping(), ...events, runner, model: engine?.manifest ?? null, manifest, quotas };
+    const services: Services = { config, store, ping: () => database.ping(), ...events, runner: scaled?.queue ?? runner, model: engine?.manifest ?? (scaled === null ? null : manifest), manifest, quotas, queueStats: scaled?.stats ?? null };
     const loaded = engine;
     server = await startServer({ services, log, ready: () => (config.engineEnabled ? loaded !== null && loaded.ready : true) }, config.port, config.host);
     admin = await startAdminSocket(config.dataDir, store, log);
-    // Turns a stopped server left QUEUED or RUNNING run again, from their stored seeds.
+    // Turns a stopped server left QUEUED or RUNNING run again, from their stored seeds (scaled
+    // out, the reconciler gives them jobs instead: another node may be running them).
+    const node = scaled;
     const resumed = (await runner?.resumeUnfinished()) ?? 0;
     if (resumed > 0) log(`resumed ${resumed} unfinished turn(s)`);
     let closing: Promise<void> | undefined;
@@ -88,6 +92,7 @@ export async function startApp(config: Config, sink: (line: string) => void = ()
       (closing ??= (async () => {
         await admin?.close();
         await server?.close();
+        await node?.close();
         await loaded?.close();
         await database.close();
       })());
@@ -95,6 +100,7 @@ export async function startApp(config: Config, sink: (line: string) => void = ()
   } catch (error) {
     await admin?.close();
     await server?.close();
+    await scaled?.close().catch(() => undefined);
     await engine?.close();
     await database.close();
     throw error;

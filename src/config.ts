@@ -82,6 +82,13 @@ export interface Config {
   metricsAccess: "admin" | "open";
   /** METRICS_TOKEN: a bearer secret for a scraper (compared in constant time); null when unset. */
   metricsToken: string | null;
+  /**
+   * REDIS_URL: set, this process is a node of a scaled-out deployment (jobs through BullMQ, turn
+   * events through Redis pub/sub; src/redis); DATABASE_URL is then required. Unset: one process.
+   */
+  redisUrl?: string;
+  /** REDIS_PREFIX: namespaces every Redis key and channel, so deployments can share a Redis. */
+  redisPrefix: string;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -168,6 +175,16 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw AppError.badInput("DATABASE_URL", "a postgres:// or postgresql:// URL", databaseUrl.split("@").pop());
   }
+  const redisUrl = env.REDIS_URL === undefined || env.REDIS_URL === "" ? undefined : env.REDIS_URL;
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw AppError.badInput("REDIS_URL", "a redis:// or rediss:// URL", redisUrl.split("@").pop());
+  }
+  if (redisUrl !== undefined && databaseUrl === undefined) {
+    // Every node reads and writes the same turns and images: embedded PGlite is one process's.
+    throw AppError.badInput("DATABASE_URL", "a postgres:// URL shared by every node (REDIS_URL is set)", "unset");
+  }
+  const redisPrefix = env.REDIS_PREFIX === undefined || env.REDIS_PREFIX === "" ? "unipic" : env.REDIS_PREFIX;
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(redisPrefix)) throw AppError.badInput("REDIS_PREFIX", "1-64 letters, digits, '_', '.' or '-'", redisPrefix);
   return {
     port: intFrom(env, "PORT", 4000, 0, 65535),
     host: env.HOST && env.HOST !== "" ? env.HOST : "0.0.0.0",
@@ -191,6 +208,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     cors: corsFrom(env),
     metricsAccess: oneOf(env, "METRICS_ACCESS", ["admin", "open"] as const, "admin"),
     metricsToken: metricsTokenFrom(env),
+    redisUrl,
+    redisPrefix,
   };
 }
 

@@ -14,7 +14,9 @@ async function main(): Promise<void> {
   };
   const app = await startApp(config, log);
   const where = config.databaseUrl === undefined ? `embedded PGlite in ${config.dataDir}/pglite` : "PostgreSQL at DATABASE_URL";
-  console.log(`UniPic Studio listening on ${app.server.url}/graphql (WebSocket ${app.server.wsUrl}); database: ${where}`);
+  // Scaled out, an API node runs jobs only with an engine; workers are `npx unipic worker`.
+  const jobs = config.redisUrl === undefined ? "" : `; jobs and events: Redis at REDIS_URL (${config.engineEnabled ? "this node also runs a worker" : "ENGINE=off: workers run the jobs"})`;
+  console.log(`UniPic Studio listening on ${app.server.url}/graphql (WebSocket ${app.server.wsUrl}); database: ${where}${jobs}`);
   if (app.adminKey !== null) {
     console.log("First start: created the admin user. Its key is shown only now; keep it.");
     console.log(`API key: ${app.adminKey}`);

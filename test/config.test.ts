@@ -57,4 +57,14 @@ describe("loadConfig", () => {
     expect(spaced.got).toBe('"28 characters with spaces or non-ASCII"');
     expect(JSON.stringify([short, spaced, short.message, spaced.message])).not.toMatch(/hunter2|horse/);
   });
+
+  it("REDIS_URL makes a scaled-out node and requires DATABASE_URL; unset, nothing changes", () => {
+    expect(loadConfig({}, "/srv").redisUrl).toBeUndefined();
+    const pg = "postgres://u@db:5432/unipic";
+    expect(loadConfig({ REDIS_URL: "redis://cache:6379", DATABASE_URL: pg }, "/srv")).toMatchObject({ redisUrl: "redis://cache:6379", redisPrefix: "unipic" });
+    expect(refusal({ REDIS_URL: "redis://cache:6379" })).toMatchObject({ field: "DATABASE_URL", got: '"unset"' });
+    expect(refusal({ REDIS_URL: "cache:6379", DATABASE_URL: pg })).toMatchObject({ field: "REDIS_URL", expected: "a redis:// or rediss:// URL" });
+    expect(refusal({ REDIS_URL: "redis://:secret@cache:6379", DATABASE_URL: pg, REDIS_PREFIX: "a b" })).toMatchObject({ field: "REDIS_PREFIX" });
+    expect(JSON.stringify(refusal({ REDIS_URL: "http://:secret@cache:6379", DATABASE_URL: pg }))).not.toContain("secret");
+  });
 });

@@ -1,6 +1,7 @@
 /** Prometheus metrics (prom-client), one registry per server so several servers can share a process in tests. */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { Store } from "../store/index.js";
+import type { QueueStats } from "../turns/queue.js";
 import { QUOTA_LIMITS, type QuotaGuard } from "../turns/quotas.js";
 
 export interface Metrics {
@@ -10,7 +11,7 @@ export interface Metrics {
   activeSubscriptions: Gauge;
 }
 
-export function createMetrics(store: Store, defaults = true, quotas?: QuotaGuard): Metrics {
+export function createMetrics(store: Store, defaults = true, quotas?: QuotaGuard, queue?: QueueStats | null): Metrics {
   const registry = new Registry();
   if (defaults) collectDefaultMetrics({ register: registry });
   const httpRequests = new Counter({
@@ -60,5 +61,48 @@ export function createMetrics(store: Store, defaults = true, quotas?: QuotaGuard
     });
     for (const limit of QUOTA_LIMITS) limitGauge.set({ limit }, configured[limit]);
   }
+  if (queue !== undefined && queue !== null) queueMetrics(registry, queue);
   return { registry, httpRequests, httpErrors, activeSubscriptions };
+}
+
+/** Scaled out: the shared queue and its workers, read from Redis at scrape time. */
+function queueMetrics(registry: Registry, queue: QueueStats): void {
+  new Gauge({
+    name: "unipic_queue_depth",
+    help: "Jobs waiting in the shared queue (Redis).",
+    registers: [registry],
+    async collect() {
+      this.set(await queue.depth());
+    },
+  });
+  new Gauge({
+    name: "unipic_worker_jobs",
+    help: "Jobs per live engine worker: held now (active) and finished since it started (done).",
+    labelNames: ["worker", "state"] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const w of await queue.workers()) {
+        this.set({ worker: w.id, state: "active" }, w.active);
+        this.set({ worker: w.id, state: "done" }, w.done);
+      }
+    },
+  });
+  new Gauge({
+    name: "unipic_workers_alive",
+    help: "Engine workers that reported within the last 10 s.",
+    registers: [registry],
+    async collect() {
+      this.set((await queue.workers()).length);
+    },
+  });
+  new Counter({
+    name: "unipic_stalled_job_recoveries_total",
+    help: "Jobs put back in the queue after their worker stopped answering (killed, frozen).",
+    registers: [registry],
+    async collect() {
+      this.reset();
+      this.inc(await queue.stalledRecoveries());
+    },
+  });
 }

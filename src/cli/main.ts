@@ -12,6 +12,7 @@ import { createStore, openDatabase } from "../store/index.js";
 
 const USAGE = `usage: unipic <command>
   serve                                   start the server (same as npm start)
+  worker                                  an engine worker of a scaled-out deployment (REDIS_URL, DATABASE_URL; README "Scaling out")
   users add NAME                          create a user; prints its API key on the last line
   keys revoke KEY                         revoke an API key
   generate PROMPT -o out.png              text to image  [--seed --steps --cfg --cfg-schedule --temperature --diffusion-steps --resolution]
@@ -19,8 +20,8 @@ const USAGE = `usage: unipic <command>
   understand IN.png QUESTION              answer a question about an image  [--max-tokens]
   eval [--cases FILE] [--n 50] [--questions N] [--edits N] [--repeats N] [--seeds 4] [--json]  ShapesEval by this engine (questions, edits and "Repeat this image." cases: --n each unless given)
   eval --geneval METADATA.jsonl --out DIR [--per-prompt 4]  generations in GenEval's layout
-  bench [--json] [--quick]                benchmarks, one JSON object a line
-environment: MODEL_DIR, ENGINE_PROVIDER, ENGINE_THREADS, DATA_DIR, DATABASE_URL (see README.md)`;
+  bench [--json] [--quick] [--scale]      benchmarks, one JSON object a line (--scale: Redis mode against one process)
+environment: MODEL_DIR, ENGINE_PROVIDER, ENGINE_THREADS, DATA_DIR, DATABASE_URL, REDIS_URL (see README.md)`;
 
 /** Sends one request to a running server's admin socket; null when no server answers there. */
 function viaSocket(socketPath: string, request: AdminRequest): Promise<Record<string, unknown> | null> {
@@ -63,6 +64,10 @@ async function main(argv: string[]): Promise<number> {
   const [command, sub, ...rest] = argv;
   if (command === "serve") {
     await import("../main.js");
+    return -1; // keeps running
+  }
+  if (command === "worker") {
+    await import("../worker.js");
     return -1; // keeps running
   }
   const config = loadConfig();

@@ -3,7 +3,8 @@
  * (in `${dataDir}/pglite`, or in memory for "memory://"). Applies the drizzle-kit migrations.
  * This is the only file that imports pg or PGlite.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { PGlite } from "@electric-sql/pglite";
@@ -142,6 +143,28 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * PGlite's own start parameters, and shared_buffers at 16 MB instead of PostgreSQL's 128 MB:
+ * PGlite keeps that pool in its WebAssembly memory and touches all of it at start, so it is
+ * resident from the first second (130 MB at idle). PGlite reads its files through the OS, whose
+ * page cache holds what a one-server store reads often; 16 MB is what PostgreSQL sizes for a
+ * small machine. See README "Memory at rest".
+ */
+const PGLITE_START_PARAMS = [...PGlite.defaultStartParams, "-c", "shared_buffers=16MB"];
+
+const PGLITE_INIT = fileURLToPath(new URL("./pglite-init.mjs", import.meta.url));
+
+/** initdb in a child process (pglite-init.mjs says why), so its memory is not this process's. */
+function initPgliteDir(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [PGLITE_INIT, dir], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => void (stderr = (stderr + chunk.toString()).slice(-2000)));
+    child.on("error", reject);
+    child.on("exit", (code, signal) => (code === 0 ? resolve() : reject(new Error(`PGlite initdb (${PGLITE_INIT}) exited with ${code ?? signal}: ${stderr.trim()}`))));
+  });
+}
+
 async function openPglite(dataDir: string): Promise<Database> {
   const memory = dataDir.startsWith("memory://");
   let dir: string | undefined;
@@ -153,7 +176,8 @@ async function openPglite(dataDir: string): Promise<Database> {
   }
   let client: PGlite;
   try {
-    client = await PGlite.create(dir === undefined ? {} : { dataDir: dir });
+    if (dir !== undefined && !existsSync(path.join(dir, "PG_VERSION"))) await initPgliteDir(dir);
+    client = await PGlite.create({ ...(dir === undefined ? {} : { dataDir: dir }), startParams: PGLITE_START_PARAMS });
   } catch (cause) {
     unlock();
     throw new AppError(ErrorCode.UNAVAILABLE, `cannot open the PGlite database in ${dir ?? dataDir}`, { cause });

@@ -135,6 +135,11 @@ export interface TurnImage {
 export interface Store {
   users: {
     create(name: string, opts?: { isAdmin?: boolean }): Promise<{ user: UserRow; apiKey: string }>;
+    /**
+     * Creates an admin when there are no users at all, atomically across processes sharing the
+     * database; returns its key, or null when users exist.
+     */
+    createFirstAdmin(name: string): Promise<string | null>;
     count(): Promise<number>;
     byApiKey(key: string): Promise<UserRow | null>;
     byId(id: string): Promise<UserRow | null>;

@@ -1,6 +1,6 @@
 /** Users and API keys. Only the sha256 of a key is stored, plus its first 8 chars for display. */
 import { createHash, randomBytes } from "node:crypto";
-import { and, asc, count, eq, isNull } from "drizzle-orm";
+import { and, asc, count, eq, isNull, sql } from "drizzle-orm";
 import { AppError } from "../errors.js";
 import type { Orm } from "./db.js";
 import { apiKeys, users } from "./schema.js";
@@ -26,6 +26,9 @@ export function hashApiKey(key: string): string {
   return createHash("sha256").update(key, "utf8").digest("hex");
 }
 
+/** Held while the first admin is created, so nodes starting together on one database make one. */
+const FIRST_ADMIN_LOCK = 0x756e6970; // "unip"
+
 const userColumns = { id: users.id, name: users.name, isAdmin: users.isAdmin, createdAt: users.createdAt };
 
 export function usersRepo(orm: Orm): Store["users"] {
@@ -45,6 +48,16 @@ export function usersRepo(orm: Orm): Store["users"] {
           .returning(userColumns);
         const apiKey = await insertKey(tx, user!.id);
         return { user: user as UserRow, apiKey };
+      });
+    },
+
+    async createFirstAdmin(name: string) {
+      return orm.transaction(async (tx) => {
+        await tx.execute(sql`select pg_advisory_xact_lock(${FIRST_ADMIN_LOCK})`);
+        const [row] = await tx.select({ n: count() }).from(users);
+        if (Number(row?.n ?? 0) > 0) return null;
+        const [user] = await tx.insert(users).values({ name, isAdmin: true }).returning(userColumns);
+        return insertKey(tx, user!.id);
       });
     },
 

@@ -16,22 +16,48 @@ export interface HubEvent {
   coalesceKey?: string;
 }
 
+/**
+ * Carries a hub's events between processes (src/redis/events.ts, when scaled out). Without one,
+ * `publish` delivers in process: today's single-process behaviour.
+ */
+export interface HubTransport<E> {
+  /** Sends an event to every process's subscribers of the topic, this one's included. */
+  send(topic: string, event: E): void;
+  /** Starts receiving a topic; resolves once anything sent after it will arrive. */
+  listen(topic: string, deliver: (event: E) => void): Promise<void>;
+  unlisten(topic: string): void;
+}
+
 /** A topic-keyed hub. Topics are strings such as a turn id; events are delivered to live subscribers only. */
 export class EventHub<E extends HubEvent> {
   private readonly topics = new Map<string, Set<Channel<E>>>();
+  /** Per topic, the transport's subscription (resolved once it receives): the snapshot waits for it. */
+  private readonly listening = new Map<string, Promise<void>>();
 
   /** `merge(unread, incoming)`: the one event a subscriber gets for both; by default the newer. */
-  constructor(private readonly merge: (unread: E, incoming: E) => E = (_unread, incoming) => incoming) {}
+  constructor(
+    private readonly merge: (unread: E, incoming: E) => E = (_unread, incoming) => incoming,
+    private readonly transport: HubTransport<E> | null = null,
+  ) {}
 
   publish(topic: string, event: E): void {
+    if (this.transport !== null) this.transport.send(topic, event);
+    else this.deliver(topic, event);
+  }
+
+  /** Hands an event to this process's subscribers of the topic only (never to the transport). */
+  deliver(topic: string, event: E): void {
     const subs = this.topics.get(topic);
     if (subs === undefined) return;
     for (const sub of subs) sub.push(event);
   }
 
-  /** Whether anyone listens to a topic now (so a publisher can skip building an event). */
+  /**
+   * Whether anyone listens to a topic now (so a publisher can skip building an event). Across
+   * processes this one cannot know, so it says yes.
+   */
   watched(topic: string): boolean {
-    return this.topics.has(topic);
+    return this.transport !== null || this.topics.has(topic);
   }
 
   /** Number of live subscribers, across topics (for metrics). */
@@ -52,17 +78,25 @@ export class EventHub<E extends HubEvent> {
     if (subs === undefined) {
       subs = new Set();
       this.topics.set(topic, subs);
+      const transport = this.transport;
+      if (transport !== null) this.listening.set(topic, transport.listen(topic, (event) => this.deliver(topic, event)));
     }
     subs.add(sub);
+    const listening = this.listening.get(topic);
     const remove = (): void => {
       sub.close();
       const set = this.topics.get(topic);
       set?.delete(sub);
-      if (set !== undefined && set.size === 0) this.topics.delete(topic);
+      if (set !== undefined && set.size === 0) {
+        this.topics.delete(topic);
+        if (this.listening.delete(topic)) this.transport?.unlisten(topic);
+      }
     };
     const published = sub.drain(remove);
     async function* run(): AsyncGenerator<E, void, undefined> {
       try {
+        // Across processes the snapshot is read only once the transport receives the topic.
+        await listening;
         for (const e of await first()) yield e;
         yield* published;
       } finally {
@@ -82,7 +116,14 @@ export class EventHub<E extends HubEvent> {
   /** Ends every subscription (server shutdown). */
   closeAll(): void {
     for (const subs of this.topics.values()) for (const sub of subs) sub.close();
+    for (const topic of this.listening.keys()) this.transport?.unlisten(topic);
+    this.listening.clear();
     this.topics.clear();
+  }
+
+  /** Topics with a subscriber in this process (the API node refreshes their queue positions). */
+  localTopics(): string[] {
+    return [...this.topics.keys()];
   }
 }
 
@@ -149,8 +190,10 @@ export function joinDeltas(unread: TurnHubEvent, incoming: TurnHubEvent): TurnHu
   return { ...incoming, delta: (unread.delta ?? "") + (incoming.delta ?? "") };
 }
 
-export function createTurnEvents(): TurnEvents {
-  return { turnHub: new EventHub(joinDeltas), conversationHub: new EventHub() };
+/** The two hubs: in process, or over a transport per hub when scaled out. */
+export function createTurnEvents(transports?: { turn: HubTransport<TurnHubEvent>; conversation: HubTransport<ConversationHubEvent> }): TurnEvents {
+  const keepNewer = (_unread: ConversationHubEvent, incoming: ConversationHubEvent): ConversationHubEvent => incoming;
+  return { turnHub: new EventHub(joinDeltas, transports?.turn ?? null), conversationHub: new EventHub(keepNewer, transports?.conversation ?? null) };
 }
 
 const STATUS_EVENT: Record<TurnRow["status"], TurnEventKind> = {

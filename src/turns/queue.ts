@@ -17,3 +17,15 @@ export interface TurnQueue {
   /** Jobs ahead of this one (0 = next), or null when it is not waiting or not known here. */
   queuePosition(turnId: string): Promise<number | null>;
 }
+
+/** What a shared queue tells operators (/readyz, /metrics); absent in one process. */
+export interface QueueStats {
+  /** Is the queue's store (Redis) answering? */
+  reachable(): Promise<boolean>;
+  /** Jobs waiting. */
+  depth(): Promise<number>;
+  /** Live workers: each one's jobs now and finished since it started. */
+  workers(): Promise<Array<{ id: string; active: number; done: number; concurrency: number }>>;
+  /** Jobs put back in the queue after their worker stopped answering. */
+  stalledRecoveries(): Promise<number>;
+}

@@ -9,7 +9,7 @@ import type { Manifest } from "../engine/manifest.js";
 import { TurnKind, type ConversationRow, type NewHistoryTurn, type Store, type Task, type TurnRow, type UserRow } from "../store/index.js";
 import { ConversationEventKind, TurnEventKind, publishTurnStatus, type TurnEvents, type TurnHubEvent } from "./events.js";
 import { resolveTurnParams, type ParamsInput } from "./params.js";
-import type { TurnQueue } from "./queue.js";
+import type { QueueStats, TurnQueue } from "./queue.js";
 import type { QuotaGuard } from "./quotas.js";
 import { MAX_SEED, randomSeed, resolveKind, validateText } from "./validate.js";
 
@@ -33,6 +33,8 @@ export interface Services extends TurnEvents {
   manifest: Manifest | null;
   /** Per-user quotas and rate limits, checked where turns and uploads are admitted. */
   quotas: QuotaGuard;
+  /** Scaled out (REDIS_URL): the shared queue's state for /readyz and /metrics; else null. */
+  queueStats?: QueueStats | null;
 }
 
 const FINAL_STATUSES = new Set<TurnRow["status"]>(["COMPLETED", "FAILED", "CANCELLED"]);

@@ -1,5 +1,6 @@
 /** Opening, migrating, locking and restarting; both drivers give identical results. */
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
@@ -47,6 +48,23 @@ async function snapshot(db: Database, s: Awaited<ReturnType<typeof sampleData>>)
 }
 
 describe("PGlite data dir", () => {
+  it("is created by a child process (its initdb memory is not the server's) and runs with 16 MB of shared buffers", async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), "unipic-store-init-"));
+    try {
+      const db = await openDatabase({ dataDir });
+      try {
+        expect(existsSync(path.join(dataDir, "pglite", "PG_VERSION"))).toBe(true);
+        expect(await appliedMigrations(db)).toBe(journal.entries.length);
+        const shown = (await db.orm.execute(sql`show shared_buffers`)) as unknown as { rows: Array<{ shared_buffers: string }> };
+        expect(shown.rows[0]!.shared_buffers).toBe("16MB");
+      } finally {
+        await db.close();
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("migrates idempotently, keeps data across restarts, and refuses a second opener", async () => {
     const { dataDir, remove } = await freshPgliteDataDir();
     try {
