@@ -10,7 +10,7 @@ import { loadManifest, type Manifest } from "./engine/manifest.js";
 import { EnginePool } from "./engine/pool.js";
 import { redactingLog } from "./log.js";
 import type { EngineClient } from "./engine/types.js";
-import { createStore, openDatabase, type Database, type Store } from "./store/index.js";
+import { createStore, openDatabase, patientStore, type Database, type Store } from "./store/index.js";
 import { createTurnEvents } from "./turns/events.js";
 import { QuotaGuard } from "./turns/quotas.js";
 import { EngineRunner } from "./turns/runner.js";
@@ -75,7 +75,8 @@ export async function startApp(config: Config, sink: (line: string) => void = ()
     if (config.redisUrl !== undefined) scaled = await startScaledNode({ config: { ...config, redisUrl: config.redisUrl }, store, engine, api: true, log });
     const events = scaled?.events ?? createTurnEvents();
     // The runner is built from what it needs (store, events, engine), so it needs no services.
-    const runner = engine === null || scaled !== null ? null : new EngineRunner({ store, events, engine, log });
+    // Its store waits out a database restart, so a job that ran meanwhile is stored, not lost.
+    const runner = engine === null || scaled !== null ? null : new EngineRunner({ store: patientStore(store, { log }), events, engine, log });
     const manifest = engine?.manifest ?? (await readManifest(config, log));
     const quotas = new QuotaGuard({ quotas: config.quotas, store, jobMs: () => engine?.averageJobMs });
     const services: Services = { config, store, ping: () => database.ping(), ...events, runner: scaled?.queue ?? runner, model: engine?.manifest ?? (scaled === null ? null : manifest), manifest, quotas, queueStats: scaled?.stats ?? null };
