@@ -20,7 +20,7 @@ import sys
 import torch
 
 from .config import UNIPIC_1_5B
-from .export import TOKENIZER_CONFIG, export
+from .export import TOKENIZER_CONFIG, add_graph_options, export
 from .model import UniPic
 from .tokenizer import IMAGE
 
@@ -129,7 +129,7 @@ def prepare_tokenizer(qdir, vocab_size):
     return spec, tcfg
 
 
-def convert(ckpt_dir, out_dir, resolutions=(512, 1024), mar_heads=None, log=print) -> dict:
+def convert(ckpt_dir, out_dir, resolutions=(512, 1024), mar_heads=None, log=print, fused=False, fp16=False) -> dict:
     main_path = os.path.join(ckpt_dir, "pytorch_model.bin")
     vae_path = os.path.join(ckpt_dir, "kl16.ckpt")
     qdir = os.path.join(ckpt_dir, QWEN_DIR)
@@ -159,7 +159,7 @@ def convert(ckpt_dir, out_dir, resolutions=(512, 1024), mar_heads=None, log=prin
         log("warning: llm.lm_head.weight differs from embed_tokens; the export ties them (spec 2.1)")
     tok_spec, tok_cfg = prepare_tokenizer(qdir, cfg.vocab_size)
     man = export(model.eval(), tok_spec, out_dir, list(resolutions), name="unipic-1.5b",
-                 source=f"converted from {os.path.abspath(ckpt_dir)}")
+                 source=f"converted from {os.path.abspath(ckpt_dir)}", fused=fused, fp16=fp16)
     with open(os.path.join(out_dir, "tokenizer_config.json"), "w") as f:
         json.dump(tok_cfg, f, indent=1)
     log(f"converted {len(model.state_dict())} tensors; ignored {len(ignored)} keys "
@@ -173,10 +173,12 @@ def main(argv=None):
     ap.add_argument("out_dir")
     ap.add_argument("--resolutions", default="512,1024")
     ap.add_argument("--mar-heads", type=int, help="MAR attention heads (default width/80, mar_huge)")
+    add_graph_options(ap)
     a = ap.parse_args(argv)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     try:
-        convert(a.checkpoint_dir, a.out_dir, [int(r) for r in a.resolutions.split(",")], a.mar_heads)
+        convert(a.checkpoint_dir, a.out_dir, [int(r) for r in a.resolutions.split(",")], a.mar_heads,
+                fused=a.fused_attention, fp16=a.fp16)
     except CheckpointError as e:
         sys.exit(f"convert: {e}")
 

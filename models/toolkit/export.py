@@ -12,13 +12,19 @@ import argparse
 import inspect
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
 
 from .config import get_config
+from .fp16 import convert_to_fp16
+from .flops import flops_table
+from .fused import MS_DOMAIN, fuse
 from .model import UniPic, init_random
 from .sampler import to_tokens
 from .tokenizer import (ASSISTANT_PREFIX, EDIT_NEGATIVE, EDIT_POSITIVE, IMAGE, T2I_NEGATIVE,
@@ -147,7 +153,9 @@ def example_inputs(cfg, role, resolution=None, seed=0, B=2, V=5, n=3, P=4, T=3):
     raise KeyError(role)
 
 
-def export_graph(model, role, path):
+def export_graph(model, role, path, fused=False, fp16=False):
+    """One role's graph. fused: contrib attention ops (fused.py); fp16: fp16 weights and compute,
+    float32 I/O (fp16.py)."""
     spec = role_specs(model.cfg)[role]
     names_in = [x["name"] for x in spec["inputs"]]
     names_out = [x["name"] for x in spec["outputs"]]
@@ -158,10 +166,33 @@ def export_graph(model, role, path):
             dyn[x["name"]] = d
     # torch >= 2.5 has a second (dynamo) exporter that became the default later; use the TorchScript one
     extra = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
-    with torch.no_grad():
-        torch.onnx.export(_Fn(model, ROLE_FNS[role]), example_inputs(model.cfg, role), path,
-                          input_names=names_in, output_names=names_out, dynamic_axes=dyn,
-                          opset_version=OPSET, do_constant_folding=True, **extra)
+    if fused:
+        extra["custom_opsets"] = {MS_DOMAIN: 1}
+    # fp16: trace to float32 in a scratch folder first (torch writes one file per tensor for a
+    # graph over 2 GB), then rewrite
+    scratch = tempfile.mkdtemp(prefix=f".{role}-", dir=os.path.dirname(os.path.abspath(path))) if fp16 else None
+    target = os.path.join(scratch, f"{role}.onnx") if fp16 else path
+    try:
+        with torch.no_grad():
+            torch.onnx.export(_Fn(fuse(model) if fused else model, ROLE_FNS[role]), example_inputs(model.cfg, role),
+                              target, input_names=names_in, output_names=names_out, dynamic_axes=dyn,
+                              opset_version=OPSET, do_constant_folding=True, **extra)
+        if fp16:
+            save_fp16(target, path)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def save_fp16(src, dst):
+    """Writes the float32 graph src as fp16 into dst; over 2 GB, its weights go to one dst.data file."""
+    m = convert_to_fp16(onnx.load(src))
+    weight_bytes = sum(len(t.raw_data) for t in m.graph.initializer)
+    if weight_bytes > 1_800_000_000:  # protobuf's 2 GB limit
+        onnx.save(m, dst, save_as_external_data=True, all_tensors_to_one_file=True,
+                  location=os.path.basename(dst) + ".data", size_threshold=1024)
+    else:
+        onnx.save(m, dst)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,7 +244,7 @@ def write_pos_tables(model, resolutions, out) -> list:
     return entries
 
 
-def build_manifest(model, tok: ByteLevelBPE, resolutions, name, preview, source) -> dict:
+def build_manifest(model, tok: ByteLevelBPE, resolutions, name, preview, source, fused=False, fp16=False) -> dict:
     cfg = model.cfg
     ids = special_ids(tok)
     specs = role_specs(cfg)
@@ -235,7 +266,12 @@ def build_manifest(model, tok: ByteLevelBPE, resolutions, name, preview, source)
         "default_resolution": cfg.default_resolution,
         "graphs": {role: {"file": f"{role}.onnx", **spec, "notes": GRAPH_NOTES[role]} for role, spec in specs.items()},
         "kv_cache": {"layers": cfg.llm_layers, "past": "past_key_{i}, past_value_{i}", "present": "present_key_{i}, present_value_{i}",
-                     "layout": ["B", cfg.llm_kv_heads, "P", cfg.llm_head_dim], "dtype": "float32"},
+                     "layout": ["B", cfg.llm_kv_heads, "P", cfg.llm_head_dim], "dtype": "float32",
+                     # GroupQueryAttention: keys left-packed, one row per call when T > 1 and P > 0 (fused.py)
+                     **({"attention": "GroupQueryAttention", "rows_with_past": 1} if fused else {})},
+        "precision": {"weights": "float16" if fp16 else "float32", "io": "float32",
+                      "attention": "com.microsoft contrib ops" if fused else "plain ONNX ops"},
+        "flops": flops_table(cfg),
         "tokenizer": {"file": "tokenizer.json", "config_file": "tokenizer_config.json", "format": "huggingface-tokenizers",
                       "special_ids": ids, "eos_id": ids["eos"], "pad_id": ids["pad"],
                       "image_token_id": ids["image"], "add_bos": False},
@@ -259,14 +295,16 @@ def build_manifest(model, tok: ByteLevelBPE, resolutions, name, preview, source)
     }
 
 
-def export(model, tokenizer_spec: dict, out: str, resolutions=None, name=None, source="random") -> dict:
-    """Writes every graph, pos tables, tokenizer.json and manifest.json into `out`."""
+def export(model, tokenizer_spec: dict, out: str, resolutions=None, name=None, source="random",
+           fused=False, fp16=False) -> dict:
+    """Writes every graph, pos tables, tokenizer.json and manifest.json into `out`.
+    fused: attention as com.microsoft GroupQueryAttention / MultiHeadAttention; fp16: fp16 graphs."""
     os.makedirs(out, exist_ok=True)
     cfg = model.cfg
     resolutions = list(resolutions or cfg.resolutions)
     model.eval()
     for role in role_specs(cfg):
-        export_graph(model, role, os.path.join(out, f"{role}.onnx"))
+        export_graph(model, role, os.path.join(out, f"{role}.onnx"), fused=fused, fp16=fp16)
     with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
         json.dump(tokenizer_spec, f, ensure_ascii=False)
     with open(os.path.join(out, "tokenizer_config.json"), "w", encoding="utf-8") as f:
@@ -275,11 +313,17 @@ def export(model, tokenizer_spec: dict, out: str, resolutions=None, name=None, s
     if len(tok) > cfg.vocab_size:
         raise ValueError(f"tokenizer has {len(tok)} ids but the model vocab is {cfg.vocab_size}")
     preview = fit_preview(model, min(resolutions[0], 256))
-    man = build_manifest(model, tok, resolutions, name or cfg.name, preview, source)
+    man = build_manifest(model, tok, resolutions, name or cfg.name, preview, source, fused, fp16)
     man["resolutions"] = write_pos_tables(model, resolutions, out)
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as f:
         json.dump(man, f, indent=1)
     return man
+
+
+def add_graph_options(ap):
+    ap.add_argument("--fused-attention", action="store_true",
+                    help="LLM attention as com.microsoft GroupQueryAttention, MAR as MultiHeadAttention")
+    ap.add_argument("--fp16", action="store_true", help="fp16 weights and compute (inputs and outputs stay float32)")
 
 
 def main(argv=None):
@@ -289,6 +333,7 @@ def main(argv=None):
     ap.add_argument("--weights", help="a torch state dict (.pt) of UniPic instead of random weights")
     ap.add_argument("--out", required=True)
     ap.add_argument("--resolutions", help="comma list, default from the config")
+    add_graph_options(ap)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = get_config(a.config)
@@ -302,7 +347,8 @@ def main(argv=None):
     if cfg.name != "tiny":
         sys.exit("only the tiny config has a built-in tokenizer; use toolkit.convert for the 1.5B")
     res = [int(r) for r in a.resolutions.split(",")] if a.resolutions else None
-    man = export(model, build_tiny_tokenizer(cfg.vocab_size), a.out, res, name=f"unipic-{cfg.name}", source=source)
+    man = export(model, build_tiny_tokenizer(cfg.vocab_size), a.out, res, name=f"unipic-{cfg.name}", source=source,
+                 fused=a.fused_attention, fp16=a.fp16)
     total = sum(os.path.getsize(os.path.join(a.out, f)) for f in os.listdir(a.out))
     print(f"wrote {a.out}: {len(man['graphs'])} graphs, {total / 1e6:.1f} MB")
 

@@ -139,6 +139,16 @@ class OnnxUniPic:
         return self._run("diffusion_head", x, t, c)
 
     def llm_forward(self, ids, emb, emask, attn, pos, past):
+        # GroupQueryAttention graphs take T > 1 new tokens after a past one row at a time
+        # (manifest kv_cache.rows_with_past, toolkit/fused.py); the engine splits the same way
+        limit = self.man["kv_cache"].get("rows_with_past")
+        R, T, P = ids.shape[0], ids.shape[1], past[0][0].shape[2]
+        if limit is not None and T > 1 and P > 0 and R > limit:
+            parts = [self.llm_forward(ids[r:r + 1], emb[r:r + 1], emask[r:r + 1], attn[r:r + 1], pos[r:r + 1],
+                                      [(k[r:r + 1], v[r:r + 1]) for k, v in past]) for r in range(R)]
+            pres = [(torch.cat([p[2][i][0] for p in parts]), torch.cat([p[2][i][1] for p in parts]))
+                    for i in range(self.cfg.llm_layers)]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), pres
         flat = [t for kv in past for t in kv]
         out = self._run("llm", ids, emb, emask, attn, pos, *flat)
         pres = [(out[2 + 2 * i], out[3 + 2 * i]) for i in range(self.cfg.llm_layers)]

@@ -49,8 +49,9 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(H, self.nkv * self.hd, bias=True)
         self.o_proj = nn.Linear(self.nh * self.hd, H, bias=False)
 
-    def forward(self, x, cos, sin, bias, past_k, past_v):
-        """x [B,T,H]; bias [B,1,T,P+T]; past_k/v [B,nkv,P,hd] -> out [B,T,H], k/v [B,nkv,P+T,hd]."""
+    def forward(self, x, cos, sin, bias, past_k, past_v, attention_mask=None):
+        """x [B,T,H]; bias [B,1,T,P+T]; past_k/v [B,nkv,P,hd] -> out [B,T,H], k/v [B,nkv,P+T,hd].
+        attention_mask [B,P+T] is for fused.FusedQwenAttention, which takes the mask instead of bias."""
         B, T = x.shape[0], x.shape[1]
         q = self.q_proj(x).view(B, T, self.nh, self.hd).transpose(1, 2)   # [B,nh,T,hd]
         k = self.k_proj(x).view(B, T, self.nkv, self.hd).transpose(1, 2)  # [B,nkv,T,hd]
@@ -90,8 +91,8 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(cfg.llm_hidden, cfg.rms_eps)
         self.post_attention_layernorm = RMSNorm(cfg.llm_hidden, cfg.rms_eps)
 
-    def forward(self, x, cos, sin, bias, past_k, past_v):
-        h, k, v = self.self_attn(self.input_layernorm(x), cos, sin, bias, past_k, past_v)
+    def forward(self, x, cos, sin, bias, past_k, past_v, attention_mask=None):
+        h, k, v = self.self_attn(self.input_layernorm(x), cos, sin, bias, past_k, past_v, attention_mask)
         x = x + h
         x = x + self.mlp(self.post_attention_layernorm(x))
         return x, k, v
@@ -123,7 +124,7 @@ class Qwen2Model(nn.Module):
         x = inputs_embeds
         present = []
         for layer, (pk, pv) in zip(self.layers, past):
-            x, k, v = layer(x, cos, sin, bias, pk, pv)
+            x, k, v = layer(x, cos, sin, bias, pk, pv, attention_mask)
             present.append((k, v))
         return self.norm(x), present
 

@@ -166,8 +166,11 @@ def test_committed_tiny_matches_its_source(tiny, tmp_path):
     else:
         pytest.fail(f"models/unipic-tiny's source names neither a seed nor a committed checkpoint: {man['source']}")
     fresh = export(model, build_tiny_tokenizer(TINY.vocab_size), str(tmp_path), name="unipic-tiny", source="test")
-    # floats (the preview map is a least-squares fit) may differ in the last digit between CPUs
-    assert _approx_equal({k: v for k, v in man.items() if k != "source"},
-                         {k: v for k, v in fresh.items() if k != "source"}), "manifest differs from a fresh export"
+    # floats (the preview map is a least-squares fit) may differ in the last digit between CPUs;
+    # keys that only describe the graphs and came after the committed export (flops, precision:
+    # issue 13) are compared once the committed model is re-exported with them
+    skip = {"source"} | ({"flops", "precision"} - man.keys())
+    assert _approx_equal({k: v for k, v in man.items() if k not in skip},
+                         {k: v for k, v in fresh.items() if k not in skip}), "manifest differs from a fresh export"
     for role in man["graphs"]:
         assert parity(model, COMMITTED, role, f"committed unipic-tiny/{role}", seed=9, B=2, V=3, n=2, P=2, T=3) < 1e-4
