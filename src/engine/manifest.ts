@@ -61,6 +61,12 @@ export interface SamplingDefaults {
   diffusionSteps: number;
 }
 
+/**
+ * FLOPs of one call of each graph as coefficients of its shapes (manifest `flops`, written by
+ * models/toolkit/flops.py; the formulas per role are in models/README.md). Absent in older exports.
+ */
+export type FlopsTable = Partial<Record<Role, Partial<Record<"token" | "pair" | "row" | "llm_token", number>>>>;
+
 export interface Manifest {
   dir: string;
   name: string;
@@ -74,12 +80,22 @@ export interface Manifest {
     llmKvHeads: number;
     llmHeadDim: number;
     vocabSize: number;
+    vaeStride: number;
   };
   vaeScale: number;
   resolutions: ResolutionSpec[];
   defaultResolution: number;
   graphs: Record<Role, GraphSpec>;
-  kv: { past: (i: number) => [string, string]; present: (i: number) => [string, string] };
+  kv: {
+    past: (i: number) => [string, string];
+    present: (i: number) => [string, string];
+    /**
+     * Most rows one llm call may take when it has T > 1 new tokens and a non-empty past, or null
+     * for any number. GroupQueryAttention graphs say 1 (onnxruntime refuses more; the graph's
+     * keys are then left-packed, which the engine's [prompt mask | ones] masks already describe).
+     */
+    rowsWithPast: number | null;
+  };
   tokenizer: { file: string; configFile: string | null; eosId: number; padId: number; imageTokenId: number };
   prompts: {
     userPrefix: string;
@@ -97,6 +113,7 @@ export interface Manifest {
   editSampling: Partial<SamplingDefaults>;
   maxNewTokens: number;
   preview: { weight: number[][]; bias: number[] };
+  flops: FlopsTable | null;
 }
 
 type Json = Record<string, unknown>;
@@ -226,6 +243,8 @@ export function parseManifest(text: string, dir: string): Manifest {
   const presentPattern = r.str(kv.present, "kv_cache.present").split(",").map((s) => s.trim());
   if (pastPattern.length !== 2 || presentPattern.length !== 2) r.fail("kv_cache.past", '"past_key_{i}, past_value_{i}"', kv.past);
   const fmt = (p: string[], i: number): [string, string] => [p[0]!.replace("{i}", String(i)), p[1]!.replace("{i}", String(i))];
+  const rowsWithPast = kv.rows_with_past === undefined ? null : r.num(kv.rows_with_past, "kv_cache.rows_with_past", { int: true, min: 1 });
+  const flops = m.flops === undefined ? null : readFlops(r, m.flops);
   const tok = r.obj(m.tokenizer, "tokenizer");
   const prompts = r.obj(m.prompts, "prompts");
   const diffusion = r.obj(m.diffusion, "diffusion");
@@ -255,12 +274,13 @@ export function parseManifest(text: string, dir: string): Manifest {
       llmKvHeads: int(dims, "llm_kv_heads", "dims"),
       llmHeadDim: int(dims, "llm_head_dim", "dims"),
       vocabSize: int(dims, "vocab_size", "dims"),
+      vaeStride: int(dims, "vae_stride", "dims"),
     },
     vaeScale: r.num(vae.scale, "vae.scale"),
     resolutions,
     defaultResolution,
     graphs,
-    kv: { past: (i) => fmt(pastPattern, i), present: (i) => fmt(presentPattern, i) },
+    kv: { past: (i) => fmt(pastPattern, i), present: (i) => fmt(presentPattern, i), rowsWithPast },
     tokenizer: {
       file: r.str(tok.file, "tokenizer.file"),
       configFile: typeof tok.config_file === "string" ? tok.config_file : null,
@@ -287,7 +307,19 @@ export function parseManifest(text: string, dir: string): Manifest {
     editSampling,
     maxNewTokens: und.max_new_tokens === undefined ? 64 : r.num(und.max_new_tokens, "understanding_defaults.max_new_tokens", { int: true, min: 1 }),
     preview: { weight, bias },
+    flops,
   };
+}
+
+function readFlops(r: Reader, v: unknown): FlopsTable {
+  const o = r.obj(v, "flops");
+  const table: FlopsTable = {};
+  for (const [role, coeffs] of Object.entries(o)) {
+    if (!(ROLES as readonly string[]).includes(role)) r.fail(`flops.${role}`, `a role (${ROLES.join(", ")})`, role);
+    const c = r.obj(coeffs, `flops.${role}`);
+    table[role as Role] = Object.fromEntries(Object.entries(c).map(([k, x]) => [k, r.num(x, `flops.${role}.${k}`, { min: 0 })]));
+  }
+  return table;
 }
 
 /** Reads `dir/manifest.json`; MODEL_INVALID with the path when it is missing or invalid. */

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { AppError, ErrorCode } from "../errors.js";
+import { callFlops, type CallShape } from "./flops.js";
 import { loadManifest, ROLES, type Manifest, type ResolutionSpec, type Role, type TableRef } from "./manifest.js";
 import { f32, i64, loadGraph, probeProvider, type Graph, type Tensor } from "./onnx.js";
 import { loadTokenizer, type ChatTokenizer } from "./tokenizer.js";
@@ -47,6 +48,16 @@ export interface LlmOutput {
 export type ModelOptions = Pick<EngineOptions, "provider" | "threads" | "log">;
 
 export class Model {
+  /**
+   * FLOPs of every graph call so far, counted from the call shapes with the manifest's `flops`
+   * table (0 throughout when the manifest has none). The bench reads and resets it.
+   */
+  flopsCounted = 0;
+
+  private count(call: CallShape): void {
+    if (this.manifest.flops !== null) this.flopsCounted += callFlops(this.manifest.flops, call);
+  }
+
   private constructor(
     readonly manifest: Manifest,
     readonly tokenizer: ChatTokenizer,
@@ -103,12 +114,15 @@ export class Model {
   /** pixels [B, 3, H, W] in [-1, 1] -> posterior mean [B, C, h, w] (unscaled). */
   async vaeEncode(pixels: Float32Array, B: number, H: number, W: number): Promise<Float32Array> {
     const out = await this.graphs.vae_encoder.run({ pixels: f32(pixels, [B, 3, H, W]) });
+    const stride = this.manifest.dims.vaeStride;
+    this.count({ role: "vae_encoder", B, tokens: (H / stride) * (W / stride) });
     return out[this.manifest.graphs.vae_encoder.outputs[0]!.name]!.data as Float32Array;
   }
 
   /** latent [B, C, h, w] (already divided by vae scale) -> pixels [B, 3, H, W] in ~[-1, 1]. */
   async vaeDecode(latent: Float32Array, B: number, h: number, w: number): Promise<Float32Array> {
     const out = await this.graphs.vae_decoder.run({ latent: f32(latent, [B, this.manifest.dims.latentChannels, h, w]) });
+    this.count({ role: "vae_decoder", B, tokens: h * w });
     return out[this.manifest.graphs.vae_decoder.outputs[0]!.name]!.data as Float32Array;
   }
 
@@ -119,12 +133,14 @@ export class Model {
       vis_idx: i64(visIdx, [B, V]),
       enc_pos: res.encPos,
     });
+    this.count({ role: "mar_encoder", B, S: this.manifest.dims.bufferTokens + V });
     return { xEnc: out.x_enc!.data as Float32Array, llmIn: out.llm_in!.data as Float32Array };
   }
 
   /** xCon [B, S, W], con [B] (0: mask_token, 1: decoder_embed(xCon)) -> fill [B, S, W]. */
   async marFill(xCon: Float32Array, con: Float32Array, B: number, S: number): Promise<Float32Array> {
     const out = await this.graphs.mar_fill.run({ x_con: f32(xCon, [B, S, this.manifest.dims.marWidth]), con: f32(con, [B]) });
+    this.count({ role: "mar_fill", B, S });
     return out.fill!.data as Float32Array;
   }
 
@@ -144,10 +160,13 @@ export class Model {
       diff_pos: res.diffPos,
       pred_idx: i64(args.predIdx, [args.B, args.n]),
     });
+    this.count({ role: "mar_decoder", B: args.B, V: args.V, buf, S });
     return out.z!.data as Float32Array;
   }
 
   async llm(input: LlmInput): Promise<LlmOutput> {
+    const limit = this.manifest.kv.rowsWithPast;
+    if (limit !== null && input.T > 1 && input.P > 0 && input.rows > limit) return this.llmInParts(input, limit);
     const { llmHidden: H, llmLayers, llmKvHeads: kvh, llmHeadDim: hd } = this.manifest.dims;
     const { rows: R, T, P } = input;
     const feeds: Record<string, Tensor> = {
@@ -163,6 +182,7 @@ export class Model {
       feeds[v] = f32(input.past[i]!.value, [R, kvh, P, hd]);
     }
     const out = await this.graphs.llm.run(feeds);
+    this.count({ role: "llm", B: R, T, P });
     const present: KvCache = [];
     for (let i = 0; i < llmLayers; i++) {
       const [k, v] = this.manifest.kv.present(i);
@@ -172,10 +192,46 @@ export class Model {
     return { hidden: out[names[0]!]!.data as Float32Array, logits: out[names[1]!]!.data as Float32Array, present };
   }
 
+  /**
+   * The llm call in groups of at most `limit` rows (manifest kv_cache.rows_with_past), joined
+   * back into one output: rows are independent, so the result is the one batched call's.
+   */
+  private async llmInParts(input: LlmInput, limit: number): Promise<LlmOutput> {
+    const { llmHidden: H, vocabSize, llmKvHeads: kvh, llmHeadDim: hd } = this.manifest.dims;
+    const { rows: R, T, P } = input;
+    const kvRow = kvh * P * hd; // floats of one row of a past tensor [R, kvh, P, hd]
+    const kvOut = kvh * (P + T) * hd;
+    const hidden = new Float32Array(R * T * H);
+    const logits = new Float32Array(R * vocabSize);
+    const present: KvCache = input.past.map(() => ({ key: new Float32Array(R * kvOut), value: new Float32Array(R * kvOut) }));
+    for (let r0 = 0; r0 < R; r0 += limit) {
+      const r1 = Math.min(R, r0 + limit);
+      const part = await this.llm({
+        rows: r1 - r0,
+        T,
+        P,
+        inputIds: input.inputIds.subarray(r0 * T, r1 * T),
+        inputsEmbeds: input.inputsEmbeds.subarray(r0 * T * H, r1 * T * H),
+        embedsMask: input.embedsMask.subarray(r0 * T, r1 * T),
+        attentionMask: input.attentionMask.subarray(r0 * (P + T), r1 * (P + T)),
+        positionIds: input.positionIds.subarray(r0 * T, r1 * T),
+        past: input.past.map((l) => ({ key: l.key.subarray(r0 * kvRow, r1 * kvRow), value: l.value.subarray(r0 * kvRow, r1 * kvRow) })),
+      });
+      hidden.set(part.hidden, r0 * T * H);
+      logits.set(part.logits, r0 * vocabSize);
+      part.present.forEach((l, i) => {
+        present[i]!.key.set(l.key, r0 * kvOut);
+        present[i]!.value.set(l.value, r0 * kvOut);
+      });
+    }
+    return { hidden, logits, present };
+  }
+
   /** x [N, C], t [N] original timesteps, c [N, W] -> [N, 2C] (eps ‖ learned-range v). */
   async diffusionHead(x: Float32Array, t: ArrayLike<number>, c: Float32Array, N: number): Promise<Float32Array> {
     const { latentChannels: C, marWidth: W } = this.manifest.dims;
     const out = await this.graphs.diffusion_head.run({ x: f32(x, [N, C]), t: i64(t, [N]), c: f32(c, [N, W]) });
+    this.count({ role: "diffusion_head", N });
     return out[this.manifest.graphs.diffusion_head.outputs[0]!.name]!.data as Float32Array;
   }
 

@@ -5,6 +5,7 @@
  */
 import * as ort from "onnxruntime-node";
 import { AppError, ErrorCode } from "../errors.js";
+import { matmulModel } from "./matmul-graph.js";
 import type { Provider } from "./types.js";
 
 export type TensorData = Float32Array | BigInt64Array;
@@ -121,4 +122,31 @@ export async function loadGraph(name: string, file: string, options: SessionOpti
     },
     release: () => session.release(),
   };
+}
+
+/**
+ * onnxruntime's own FLOP/s on an fp32 [n,n] @ [n,n] MatMul with the engine's session options: the
+ * median of `runs` timed runs after two warm-ups (the machine's reachable rate, for the bench).
+ */
+export async function matmulFlopsPerSecond(options: SessionOptions, n = 1024, runs = 15): Promise<number> {
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: options.provider === "cpu" ? ["cpu"] : [options.provider, "cpu"],
+    interOpNumThreads: 1,
+  };
+  if (options.threads > 0) sessionOptions.intraOpNumThreads = options.threads;
+  const session = await ort.InferenceSession.create(matmulModel(n), sessionOptions);
+  try {
+    const a = new ort.Tensor("float32", Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5), [n, n]);
+    const b = new ort.Tensor("float32", Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5), [n, n]);
+    const times: number[] = [];
+    for (let i = 0; i < runs + 2; i++) {
+      const t0 = performance.now();
+      await session.run({ A: a, B: b });
+      if (i >= 2) times.push(performance.now() - t0);
+    }
+    times.sort((x, y) => x - y);
+    return (2 * n * n * n) / (times[Math.floor(times.length / 2)]! / 1000);
+  } finally {
+    await session.release();
+  }
 }
