@@ -4,7 +4,7 @@
  * from one run). Engine: generate_ms, torch_reference_ms and speedup_vs_torch (when
  * /usr/bin/python3 has torch), batch_speedup, pool_batch_speedup (the same through a pool of
  * engine workers), preview_overhead, step_ms_p50/p99,
- * first_preview_ms. Server: preview_latency_ms_p50/p99 (engine step finished -> a graphql-ws
+ * first_preview_ms, flops_utilisation (bench-flops.ts). Server: preview_latency_ms_p50/p99 (engine step finished -> a graphql-ws
  * client on loopback has the preview, 50 subscribers) and turns_per_min (8 concurrent clients).
  * `--memory`: idle_rss_mb of the server on each store instead (bench-memory.ts).
  */
@@ -25,6 +25,7 @@ import type { Engine } from "../engine/engine.js";
 import { resolveImageParams } from "../engine/params.js";
 import { EnginePool } from "../engine/pool.js";
 import type { EngineClient, ImageParams, JobEvent } from "../engine/types.js";
+import { flopsUtilisation } from "./bench-flops.js";
 import { loadEngine } from "./engine.js";
 import { parseArgs } from "./options.js";
 
@@ -228,6 +229,7 @@ export async function runBench(argv: string[], config: Config = loadConfig()): P
     const engine = await loadEngine(config);
     try {
       const generateMs = await engineMetrics(engine, runs, params, emit);
+      emit(await flopsUtilisation(engine, params, quick ? 1 : 3, config.engineThreads));
       await poolMetrics(config, runs, params, emit);
       const torchMs = p.options.has("no-torch") ? null : torchReference(engine, params, quick ? 1 : 3);
       if (torchMs !== null) {
