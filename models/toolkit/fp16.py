@@ -62,13 +62,12 @@ def convert_to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     inits = {t.name: t for t in g.initializer}
     floats = {i.name for i in g.input if i.type.tensor_type.elem_type == F32}
     floats |= {n for n, t in inits.items() if t.data_type == F32}
-    keep32, seeds = set(), set()
+    keep32 = set()  # float32 tensors computed from integers alone
     for n in g.node:  # exporter output is topologically sorted
         if _float_outputs(n, floats):
             floats.update(o for o in n.output if o)
         float_in = [i for i in n.input if i in floats]
         if n.op_type == "Cast" and n.output[0] in floats and n.input[0] not in floats:
-            seeds.add(n.name or n.output[0])
             keep32.add(n.output[0])
         elif n.op_type in KEEP_OPS and float_in and any(i in keep32 for i in float_in) \
                 and all(i in keep32 or i in inits for i in float_in):
