@@ -109,8 +109,12 @@ describe("unipic engine commands", () => {
     expect(r.code, r.stderr).toBe(0);
     const metrics = r.stdout.trim().split("\n").map((l) => JSON.parse(l) as { metric: string; value: number });
     expect(metrics.map((m) => m.metric)).toEqual([
-      "generate_ms", "preview_overhead", "step_ms_p50", "step_ms_p99", "first_preview_ms", "batch_speedup", "pool_batch_speedup", "preview_latency_ms_p50", "preview_latency_ms_p99", "turns_per_min",
+      "generate_ms", "preview_overhead", "step_ms_p50", "step_ms_p99", "first_preview_ms", "batch_speedup", "flops_utilisation", "pool_batch_speedup", "preview_latency_ms_p50", "preview_latency_ms_p99", "turns_per_min",
     ]);
-    for (const m of metrics) expect(Number.isFinite(m.value)).toBe(true);
+    for (const m of metrics) {
+      // flops_utilisation needs the manifest's flops table, which exports before issue 13 lack: then null and why
+      if (m.metric === "flops_utilisation" && m.value === null) expect((m as { reason?: string }).reason).toMatch(/flops table/);
+      else expect(Number.isFinite(m.value), m.metric).toBe(true);
+    }
   }, 600_000);
 });
