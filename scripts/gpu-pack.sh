@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Packs what scripts/gpu-check.sh needs on the GPU machine beyond the working tree, into .gpu/
 # (git-ignored through .git/info/exclude). That image has Python with torch, onnx and onnxruntime
-# but, by the workplace's package list, no node; a device call carries at most 64 MiB with the
-# tree, so node and onnxruntime-node travel in two calls (README, "The GPU path"):
-#   .gpu/node/node.xz          this machine's node binary, xz-compressed
-#   .gpu/ort/gpu-engine.mjs    scripts/gpu-engine.ts bundled (esbuild), onnxruntime-node left external
-#   .gpu/ort/modules.tar.xz    onnxruntime-node (linux x64 only) and onnxruntime-common
+# but, by the workplace's package list, no node; a device call carries at most 64 MiB together with
+# the working tree (about 44 MB), so one xz archive of node, onnxruntime-node (linux x64) and the
+# bundled scripts/gpu-engine.ts is cut into 16 MB parts, .gpu/c00, .gpu/c01, ..., one per call
+# (README, "The GPU path"). Unpacked there, it gives .gpu/bin/node, .gpu/gpu-engine.mjs and
+# .gpu/node_modules, which models/toolkit/gpu_check.py looks for.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exclude=$(git rev-parse --git-path info/exclude)
 mkdir -p "$(dirname "$exclude")" && touch "$exclude"
 grep -qx '/.gpu/' "$exclude" || echo '/.gpu/' >> "$exclude"
-rm -rf .gpu && mkdir -p .gpu/node .gpu/ort
+rm -rf .gpu && mkdir -p .gpu/stage/bin .gpu/stage/node_modules/onnxruntime-node/bin/napi-v6/linux
 node_modules/.bin/esbuild scripts/gpu-engine.ts --bundle --platform=node --format=esm --target=node20 \
-  --external:onnxruntime-node --log-level=warning --outfile=.gpu/ort/gpu-engine.mjs \
+  --external:onnxruntime-node --log-level=warning --outfile=.gpu/stage/gpu-engine.mjs \
   --banner:js="import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);"
-tar -C node_modules -cJf .gpu/ort/modules.tar.xz --exclude='onnxruntime-node/bin/napi-v6/darwin' \
-  --exclude='onnxruntime-node/bin/napi-v6/win32' --exclude='onnxruntime-node/bin/napi-v6/linux/arm64' \
-  onnxruntime-node onnxruntime-common
-xz -6 -T0 -c "$(command -v node)" > .gpu/node/node.xz
-du -sh .gpu/node .gpu/ort
+ort=node_modules/onnxruntime-node
+cp -r "$ort/package.json" "$ort/dist" .gpu/stage/node_modules/onnxruntime-node/
+cp -r "$ort/bin/napi-v6/linux/x64" .gpu/stage/node_modules/onnxruntime-node/bin/napi-v6/linux/
+cp -r node_modules/onnxruntime-common .gpu/stage/node_modules/
+cp "$(command -v node)" .gpu/stage/bin/node
+tar -C .gpu/stage -cf - . | xz -6 -T0 > .gpu/all.tar.xz
+rm -rf .gpu/stage
+split -b 16m -d .gpu/all.tar.xz .gpu/part-
+rm .gpu/all.tar.xz
+for p in .gpu/part-*; do n=${p##*-}; mkdir ".gpu/c$n" && mv "$p" ".gpu/c$n/"; done
+du -sh .gpu/c*

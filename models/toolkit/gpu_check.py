@@ -159,13 +159,13 @@ class GpuMemory:
 
 
 def _engine_command():
-    """node and the engine script: the packed ones (scripts/gpu-pack.sh, unpacked under .gpu/) or
+    """node and the engine script: the packed ones (scripts/gpu-pack.sh, unpacked into .gpu/) or
     this checkout's node_modules through tsx; None when neither is here."""
     gpu = os.path.join(REPO, ".gpu")
     node = os.path.join(gpu, "bin", "node")
     node = node if os.path.exists(node) else shutil.which("node")
-    packed = os.path.join(gpu, "ort", "gpu-engine.mjs")
-    if node and os.path.exists(packed) and os.path.isdir(os.path.join(gpu, "ort", "node_modules", "onnxruntime-node")):
+    packed = os.path.join(gpu, "gpu-engine.mjs")
+    if node and os.path.exists(packed) and os.path.isdir(os.path.join(gpu, "node_modules", "onnxruntime-node")):
         return [node, packed]
     tsx = os.path.join(REPO, "node_modules", ".bin", "tsx")
     if node and os.path.exists(tsx):
