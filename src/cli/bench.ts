@@ -7,6 +7,7 @@
  * first_preview_ms, flops_utilisation (bench-flops.ts). Server: preview_latency_ms_p50/p99 (engine step finished -> a graphql-ws
  * client on loopback has the preview, 50 subscribers) and turns_per_min (8 concurrent clients).
  * `--memory`: idle_rss_mb of the server on each store instead (bench-memory.ts).
+ * `--history`: history_*_ms_p50/p99 of history queries, 50 clients (bench-history.ts).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -214,10 +215,15 @@ async function serverMetrics(config: Config, quick: boolean, params: Partial<Ima
 }
 
 export async function runBench(argv: string[], config: Config = loadConfig()): Promise<number> {
-  const p = parseArgs(argv, ["json", "quick", "no-torch", "server-only", "memory"]);
+  const p = parseArgs(argv, ["json", "quick", "no-torch", "server-only", "memory", "history"]);
   const quick = p.options.has("quick");
   const json = p.options.has("json");
   const emit = (m: Record<string, unknown>): void => console.log(json ? JSON.stringify(m) : `${String(m.metric).padEnd(24)} ${m.value}`);
+  if (p.options.has("history")) {
+    // History queries under load, at a small and a large history (bench-history.ts).
+    await (await import("./bench-history.js")).historyMetrics(config, quick, emit);
+    return 0;
+  }
   if (p.options.has("memory")) {
     // Idle resident memory of `npm start` on each store, in servers of its own (bench-memory.ts).
     await (await import("./bench-memory.js")).memoryMetrics(emit, config.databaseUrl);

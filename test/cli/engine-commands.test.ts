@@ -37,7 +37,7 @@ describe("unipic engine commands", () => {
     const u = await runCli(["understand", a, "what color is the circle?", "--max-tokens", "3"], env);
     expect(u.code, u.stderr).toBe(0);
     expect(u.stdout.trim().length).toBeGreaterThan(0);
-  }, 120_000);
+  });
 
   it("eval prints ShapesEval JSON for a case file", async () => {
     const cases = path.join(dir, "cases.jsonl");
@@ -70,7 +70,7 @@ describe("unipic engine commands", () => {
     // The committed weights answer colour questions (ShapesEval understanding ~0.9; greedy, so
     // always the same answer): the red circle's colour is right.
     expect(summary.understanding).toBe(1);
-  }, 120_000);
+  });
 
   it("eval takes --repeats, --questions and --edits for fresh cases only", async () => {
     const cases = path.join(dir, "one.jsonl");
@@ -83,7 +83,7 @@ describe("unipic engine commands", () => {
       expect(neg.code).toBe(1);
       expect(neg.stderr).toContain(name);
     }
-  }, 60_000);
+  });
 
   it("eval refuses a bad case file with the line and field", async () => {
     const cases = path.join(dir, "bad.jsonl");
@@ -92,7 +92,7 @@ describe("unipic engine commands", () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/bad\.jsonl:1/);
     expect(r.stderr).toMatch(/shape/);
-  }, 60_000);
+  });
 
   it("eval --geneval writes GenEval's folder layout", async () => {
     const meta = path.join(dir, "evaluation_metadata.jsonl");
@@ -102,7 +102,7 @@ describe("unipic engine commands", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(await readFile(path.join(out, "00001", "metadata.jsonl"), "utf8")).prompt).toBe("a photo of a red square");
     expect((await sharp(path.join(out, "00000", "samples", "0001.png")).metadata()).width).toBe(64);
-  }, 120_000);
+  });
 
   it("bench prints one JSON object per metric", async () => {
     const r = await runCli(["bench", "--json", "--quick", "--no-torch"], env, 580_000);
