@@ -8,6 +8,7 @@
  * client on loopback has the preview, 50 subscribers) and turns_per_min (8 concurrent clients).
  * `--memory`: idle_rss_mb of the server on each store instead (bench-memory.ts).
  * `--history`: history_*_ms_p50/p99 of history queries, 50 clients (bench-history.ts).
+ * `--scale`: the scaled-out mode instead (first_preview_ms per mode, worker_scaling; bench-scale.ts).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -215,7 +216,7 @@ async function serverMetrics(config: Config, quick: boolean, params: Partial<Ima
 }
 
 export async function runBench(argv: string[], config: Config = loadConfig()): Promise<number> {
-  const p = parseArgs(argv, ["json", "quick", "no-torch", "server-only", "memory", "history"]);
+  const p = parseArgs(argv, ["json", "quick", "no-torch", "server-only", "memory", "history", "scale"]);
   const quick = p.options.has("quick");
   const json = p.options.has("json");
   const emit = (m: Record<string, unknown>): void => console.log(json ? JSON.stringify(m) : `${String(m.metric).padEnd(24)} ${m.value}`);
@@ -227,6 +228,11 @@ export async function runBench(argv: string[], config: Config = loadConfig()): P
   if (p.options.has("memory")) {
     // Idle resident memory of `npm start` on each store, in servers of its own (bench-memory.ts).
     await (await import("./bench-memory.js")).memoryMetrics(emit, config.databaseUrl);
+    return 0;
+  }
+  if (p.options.has("scale")) {
+    // The scaled-out mode against the single process (REDIS_URL, DATABASE_URL; bench-scale.ts).
+    await (await import("./bench-scale.js")).runScaleBench(config, quick, emit);
     return 0;
   }
   const params: Partial<ImageParams> = quick ? { steps: 4, diffusionSteps: 5 } : {};

@@ -82,6 +82,8 @@ export class TurnWorker {
     const { redis, prefix, runner, store } = this.deps;
     const { turnId, userId } = job.data;
     this.active += 1;
+    // Report at once (not only every HEARTBEAT_MS): /metrics and operators see who holds what.
+    void this.beat().catch(() => undefined);
     // Shutdown aborts every job: hand it back. (cancelTurn arrives on the cancel channel.)
     const abort = (): void => void runner.cancel(turnId, "handBack");
     signal?.addEventListener("abort", abort);
@@ -97,6 +99,7 @@ export class TurnWorker {
     } finally {
       signal?.removeEventListener("abort", abort);
       this.active -= 1;
+      if (!this.closing) void this.beat().catch(() => undefined);
     }
   }
 

@@ -214,6 +214,58 @@ describe.skipIf(skip !== null)(`two API nodes and two workers over Redis${skip =
     expect(stepAtCancel).toBeLessThan(32);
   });
 
+  it("SIGTERM hands a worker's running job back: it runs again on another worker and completes", async () => {
+    const data = dir();
+    const fresh = await spawnWorker({ ...env, DATA_DIR: data }, path.join(data, "worker.log"));
+    workers.push(fresh);
+    children.push(fresh.child);
+    const redis = new Redis(REDIS_URL);
+    try {
+      const conv = (await gqlOk(a.url, adminKey, CREATE_CONVERSATION, { title: "hand back" })).createConversation.id;
+      const sent = await gqlOk(a.url, adminKey, SEND_MESSAGE, { input: { conversationId: conv, text: "a yellow star", params: { steps: 32, diffusionSteps: 20, seed: 9 } } });
+      const id = sent.sendMessage.assistantTurn.id;
+      const client = wsClient(b.wsUrl, adminKey);
+      let holder: Worker | undefined;
+      let asked = false;
+      // Once the job runs, SIGTERM the worker holding it (its registry entry names its pid).
+      // Workers report every 2 s: ask until one says it holds a job.
+      const stopHolder = async (): Promise<void> => {
+        await expect
+          .poll(async () => {
+            for (const json of Object.values(await redis.hgetall(keys(prefix).workers))) {
+              const state = JSON.parse(json) as { id: string; active: number };
+              const w = workers.find((x) => String(x.child.pid) === state.id.split(":")[1] && x.child.exitCode === null && x.child.signalCode === null);
+              if (state.active > 0 && w !== undefined) holder ??= w;
+            }
+            return holder;
+          }, { interval: 100 })
+          .toBeDefined();
+        holder!.child.kill("SIGTERM");
+      };
+      const events = (
+        await collect(subscription(client, TURN_EVENTS, { id }), {
+          until: (evs) => isFinalTurnEvent(evs.at(-1)?.turnUpdated),
+          onItem: (e) => {
+            if (e.turnUpdated.kind !== "STEP" || asked) return;
+            asked = true;
+            void stopHolder();
+          },
+          timeoutMs: 3 * WAIT_MS,
+        })
+      ).map((e) => e.turnUpdated);
+      await client.dispose();
+      expect(holder).toBeDefined();
+      expect(await holder!.exited).toBe(0); // it stopped cleanly, not by the force timer
+      const running = events.findIndex((e) => e.turn.status === "RUNNING");
+      expect(running).toBeGreaterThanOrEqual(0);
+      expect(events.slice(running + 1).some((e) => e.kind === "QUEUED")).toBe(true);
+      expect(events.at(-1).kind).toBe("COMPLETED");
+      expect(events.at(-1).turn.outputImages).toHaveLength(1);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
   it("made each image byte for byte as one process makes it from the same seed", async () => {
     expect(made.size).toBe(CLIENTS * TURNS_EACH);
     const single = await spawnServer({ DATA_DIR: dir(), ENGINE: "on", ENGINE_THREADS: "1", ENGINE_BATCH: "4", DATABASE_URL: "", REDIS_URL: "" });
