@@ -16,6 +16,9 @@ import { CREATE_CONVERSATION, gql, gqlOk, startTestApp, type TestApp } from "../
 const SEND = `mutation($input: SendMessageInput!) { sendMessage(input: $input) { userTurn { params } assistantTurn { kind seed params } } }`;
 const COUNT = `query($id: ID!) { conversation(id: $id) { turns { totalCount } } }`;
 
+/** Fixed defaults (the shipped ones change with the weights): what the resolved turns below expect. */
+const SAMPLING = { steps: 16, cfg: 3, cfgSchedule: "constant", temperature: 1, diffusionSteps: 25 };
+
 let t: TestApp;
 let dir: string;
 let conversationId: string;
@@ -23,7 +26,7 @@ let imageId: string;
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), "unipic-params-"));
   const manifest = JSON.parse(await readFile(path.join(MODEL_DIR, "manifest.json"), "utf8")) as Record<string, unknown>;
-  await writeFile(path.join(dir, "manifest.json"), JSON.stringify({ ...manifest, edit_sampling_defaults: { cfg: 1.5 } }));
+  await writeFile(path.join(dir, "manifest.json"), JSON.stringify({ ...manifest, sampling_defaults: SAMPLING, edit_sampling_defaults: { cfg: 1.5 } }));
   t = await startTestApp({ MODEL_DIR: dir });
   conversationId = (await gqlOk(t.url, t.adminKey, CREATE_CONVERSATION, { title: "params" })).createConversation.id;
   const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 30, b: 30 } } }).png().toBuffer();

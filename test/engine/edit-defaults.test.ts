@@ -22,7 +22,7 @@ beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), "unipic-edit-defaults-"));
   for (const f of await readdir(MODEL_DIR)) if (f !== "manifest.json") await symlink(path.join(MODEL_DIR, f), path.join(dir, f));
   const m = JSON.parse(await readFile(path.join(MODEL_DIR, "manifest.json"), "utf8")) as Record<string, unknown>;
-  await writeFile(path.join(dir, "manifest.json"), JSON.stringify({ ...m, sampling_defaults: { ...(m.sampling_defaults as object), cfg: 3 }, edit_sampling_defaults: { cfg: 1, temperature: 0.5 } }));
+  await writeFile(path.join(dir, "manifest.json"), JSON.stringify({ ...m, sampling_defaults: { ...(m.sampling_defaults as object), cfg: 3, temperature: 1 }, edit_sampling_defaults: { cfg: 1, temperature: 0.5 } }));
   const options = { modelDir: dir, provider: "cpu" as const, threads: 1, maxQueue: 4, maxBatch: 2 };
   // The pool resolves before handing a job to a worker, so the worker client is checked alone too.
   clients.push(["engine", await Engine.load(options)], ["remote", await RemoteEngine.load(options)], ["pool", await EnginePool.load(options, 2)]);

@@ -11,9 +11,12 @@ import { resolveImageParams } from "../../src/engine/params.js";
 import { MODEL_DIR } from "./fixtures.js";
 
 const COMMITTED = JSON.parse(readFileSync(path.join(MODEL_DIR, "manifest.json"), "utf8")) as Record<string, unknown>;
+/** The committed manifest without its edit defaults: each test adds the ones it is about. */
+const WITHOUT_EDIT: Record<string, unknown> = { ...COMMITTED };
+delete WITHOUT_EDIT.edit_sampling_defaults;
 
 function parse(extra: Record<string, unknown>) {
-  return parseManifest(JSON.stringify({ ...COMMITTED, ...extra }), MODEL_DIR);
+  return parseManifest(JSON.stringify({ ...WITHOUT_EDIT, ...extra }), MODEL_DIR);
 }
 
 function failure(extra: Record<string, unknown>): AppError {
@@ -28,11 +31,15 @@ function failure(extra: Record<string, unknown>): AppError {
 const BASE = { steps: 16, cfg: 3, cfgSchedule: "constant", temperature: 1, diffusionSteps: 25 };
 
 describe("manifest sampling defaults", () => {
-  it("reads the committed manifest, which has no edit defaults, as before", () => {
+  it("reads the committed manifest's defaults (edits without guidance, chosen on ShapesEval)", () => {
     const m = parseManifest(JSON.stringify(COMMITTED), MODEL_DIR);
-    expect(COMMITTED.edit_sampling_defaults).toBeUndefined();
     expect(m.sampling).toEqual(COMMITTED.sampling_defaults);
-    expect(m.editSampling).toEqual({});
+    expect(m.editSampling).toEqual(COMMITTED.edit_sampling_defaults);
+    expect(m.editSampling).toEqual({ cfg: 1 });
+  });
+
+  it("reads a manifest without edit_sampling_defaults as no edit overrides", () => {
+    expect(parse({}).editSampling).toEqual({});
   });
 
   it("reads edit_sampling_defaults as a subset of the keys", () => {

@@ -6,6 +6,8 @@
  */
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { loadManifest } from "../../src/engine/manifest.js";
+import { MODEL_DIR } from "../engine/fixtures.js";
 import { gqlOk, startTestApp, type TestApp } from "../helpers/app.js";
 import { WAIT_MS } from "../helpers/wait.js";
 import { axeSerious, circlePng, ensureWebBuild, HAS_CHROMIUM, launch, patient, shot, SKIP_REASON } from "./helpers.js";
@@ -200,7 +202,8 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "web client in Chromium" : `web cl
     reply = turns.filter((x: { role: string }) => x.role === "ASSISTANT").at(-1);
     expect(reply.task).toBe("AUTO"); // the task goes back to Auto after a send
     // The turn is stored with the parameters it runs with: the model's defaults where none was set.
-    expect(reply.params).toMatchObject({ steps: 8, cfg: 3, temperature: 1, previewMethod: "linear" });
+    const defaults = (await loadManifest(MODEL_DIR)).sampling; // the model's own (they change with its weights)
+    expect(reply.params).toMatchObject({ steps: 8, cfg: defaults.cfg, temperature: defaults.temperature, previewMethod: "linear" });
     expect(reply.params.seed).not.toBe(42); // random when left empty
   });
 

@@ -163,6 +163,10 @@ def test_committed_tiny_matches_its_source(tiny, tmp_path):
         model = tiny
     elif ckpt:
         model = load_torch(None, os.path.join(COMMITTED, "..", ckpt.group(1)), "tiny")
+        # trained weights' sampling defaults are chosen by measurement at export time (toolkit.train
+        # --sampling / --edit-sampling), not derived from the weights: export with the committed ones
+        model.cfg = model.cfg.replace(sampling=man["sampling_defaults"],
+                                      edit_sampling=man.get("edit_sampling_defaults", {}))
     else:
         pytest.fail(f"models/unipic-tiny's source names neither a seed nor a committed checkpoint: {man['source']}")
     fresh = export(model, build_tiny_tokenizer(TINY.vocab_size), str(tmp_path), name="unipic-tiny", source="test")
