@@ -11,8 +11,13 @@ export function operationLimitsPlugin(limits: Limits, connections: ReadonlySet<s
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ document, operationName, request }) {
+        async didResolveOperation({ document, operationName, request, operation }) {
           try {
+            // Over HTTP a subscription would run its event resolver without an event (found by
+            // test/fuzz): refuse it, naming where subscriptions are served.
+            if (operation?.operation === "subscription") {
+              throw AppError.badInput("query", "a query or mutation (subscriptions run over the WebSocket at /graphql)", "a subscription");
+            }
             enforceOperationLimits(document, operationName, request.variables, limits, connections);
           } catch (e) {
             throw e instanceof AppError ? toGraphQLError(e) : e;
