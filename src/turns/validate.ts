@@ -15,13 +15,20 @@ export function validateText(text: string, limits: Limits, field = "input.text")
   if (text.length > limits.maxPromptChars) {
     throw AppError.limit(field, `at most ${limits.maxPromptChars} characters`, `${text.length} characters`);
   }
-  return text;
+  return withoutNul(text, field);
 }
 
 export function validateTitle(title: string, field: string): string {
   const trimmed = title.trim();
   if (trimmed.length === 0 || trimmed.length > 200) throw AppError.badInput(field, "1 to 200 characters", title);
-  return trimmed;
+  return withoutNul(trimmed, field);
+}
+
+/** PostgreSQL text cannot hold U+0000 (the server refuses the row), so it is refused here, by name. */
+function withoutNul(text: string, field: string): string {
+  const at = text.indexOf("\u0000");
+  if (at >= 0) throw AppError.badInput(field, "text without NUL (U+0000) characters", `NUL at character ${at}`);
+  return text;
 }
 
 const QUESTION_START = /^(what|what's|how|is|are|was|were|where|which|who|whose|why|when|does|do|did|can|could|describe|count|tell)\b/i;

@@ -82,7 +82,7 @@ describe("fuzzing ids, cursors, text and parameters (fast-check, in process)", (
     const limits = loadConfig({}).limits;
     fc.assert(
       fc.property(fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: "grapheme", maxLength: 50 }), junk), (text) => {
-        outcome(() => validateText(text, limits), "input.text", [ErrorCode.LIMIT_EXCEEDED]);
+        outcome(() => validateText(text, limits), "input.text", [ErrorCode.LIMIT_EXCEEDED, ErrorCode.BAD_INPUT]); // BAD_INPUT: NUL
         outcome(() => expect(validateTitle(text, "input.title").length).toBeGreaterThan(0), "input.title", [ErrorCode.BAD_INPUT]);
       }),
       { numRuns: runs(1500), ...replay },
@@ -118,5 +118,14 @@ describe("fuzzing ids, cursors, text and parameters (fast-check, in process)", (
     );
     expect(t.seen.ok ?? 0, JSON.stringify(t.seen)).toBeGreaterThan(0);
     expect(t.seen.BAD_INPUT ?? 0, JSON.stringify(t.seen)).toBeGreaterThan(0);
+  });
+});
+
+describe("text PostgreSQL cannot store", () => {
+  it("a NUL character in a message or a title is refused naming the field (found by the GraphQL fuzzer on PostgreSQL)", () => {
+    const limits = loadConfig({}).limits;
+    expect(() => validateText("a red\u0000 circle", limits)).toThrow(/input\.text: expected text without NUL.*NUL at character 5/);
+    expect(() => validateTitle("\u0000", "input.title")).toThrow(/input\.title: expected text without NUL/);
+    expect(validateText("a red circle", limits)).toBe("a red circle");
   });
 });
