@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 @dataclass
 class UniPicConfig:
     name: str
-    # --- LLM: Qwen2 decoder (spec 2.1) ---
+    # --- LLM: Qwen2 decoder (docs/model.md §2.1) ---
     vocab_size: int
     llm_hidden: int
     llm_layers: int
@@ -25,7 +25,7 @@ class UniPicConfig:
     llm_mlp: int
     rms_eps: float = 1e-6
     rope_theta: float = 1e6
-    # --- MAR encoder/decoder (spec 2.1, 2.2) ---
+    # --- MAR encoder/decoder (docs/model.md §2.1, 2.2) ---
     latent_channels: int = 16          # token_embed_dim
     mar_width: int = 1280
     mar_heads: int = 16
@@ -33,12 +33,12 @@ class UniPicConfig:
     mar_dec_blocks: int = 20
     mar_mlp_ratio: float = 4.0
     buffer_tokens: int = 64
-    native_grid: int = 32              # grid of the stored positional tables (spec 2.3)
+    native_grid: int = 32              # grid of the stored positional tables (docs/model.md §2.3)
     ln_eps: float = 1e-6
-    # --- diffusion head, SimpleMLPAdaLN (spec 3.5) ---
+    # --- diffusion head, SimpleMLPAdaLN (docs/model.md §3.5) ---
     head_width: int = 1536
     head_blocks: int = 12
-    # --- KL VAE (spec 9.4) ---
+    # --- KL VAE (docs/model.md §9.4) ---
     vae_ch: int = 128
     vae_ch_mult: tuple = (1, 1, 2, 2, 4)
     vae_res_blocks: int = 2
@@ -57,7 +57,7 @@ class UniPicConfig:
 
     @property
     def vae_stride(self) -> int:
-        # one stride-2 downsample between consecutive levels (spec 9.4)
+        # one stride-2 downsample between consecutive levels (docs/model.md §9.4)
         return 2 ** (len(self.vae_ch_mult) - 1)
 
     def grid(self, resolution: int) -> int:
@@ -75,7 +75,7 @@ class UniPicConfig:
         return d
 
 
-# Released dims: Qwen2.5-1.5B + mar_huge + 1536x12 head + KL-16 (spec 2.1, 9.1).
+# Released dims: Qwen2.5-1.5B + mar_huge + 1536x12 head + KL-16 (docs/model.md §2.1, 9.1).
 UNIPIC_1_5B = UniPicConfig(
     name="unipic-1.5b", vocab_size=151936, llm_hidden=1536, llm_layers=28, llm_heads=12,
     llm_kv_heads=2, llm_head_dim=128, llm_mlp=8960, rope_theta=1e6)

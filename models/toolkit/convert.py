@@ -103,7 +103,7 @@ def load_into(model, main_sd, vae_sd) -> list:
 
 
 def prepare_tokenizer(qdir, vocab_size):
-    """Qwen2.5's tokenizer.json plus the <image> special token (spec 4.3: first id after the added
+    """Qwen2.5's tokenizer.json plus the <image> special token (docs/model.md §4.3: first id after the added
     specials, 151665 for Qwen2.5)."""
     path = os.path.join(qdir, "tokenizer.json")
     if not os.path.exists(path):
@@ -156,7 +156,7 @@ def convert(ckpt_dir, out_dir, resolutions=(512, 1024), mar_heads=None, log=prin
     ignored = load_into(model, main_sd, vae_sd)
     if "llm.lm_head.weight" in main_sd and not torch.equal(
             main_sd["llm.lm_head.weight"].float(), main_sd["llm.model.embed_tokens.weight"].float()):
-        log("warning: llm.lm_head.weight differs from embed_tokens; the export ties them (spec 2.1)")
+        log("warning: llm.lm_head.weight differs from embed_tokens; the export ties them (docs/model.md §2.1)")
     tok_spec, tok_cfg = prepare_tokenizer(qdir, cfg.vocab_size)
     man = export(model.eval(), tok_spec, out_dir, list(resolutions), name="unipic-1.5b",
                  source=f"converted from {os.path.abspath(ckpt_dir)}", fused=fused, fp16=fp16)

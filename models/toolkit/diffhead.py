@@ -17,7 +17,7 @@ FREQ_DIM = 256  # sinusoid size of the timestep embedder
 
 
 def timestep_sinusoid(t, dim: int = FREQ_DIM, max_period: float = 10000.0):
-    """t [N] (original timesteps 0..999) -> [N, dim], laid out [cos, sin] (spec 3.5)."""
+    """t [N] (original timesteps 0..999) -> [N, dim], laid out [cos, sin] (docs/model.md §3.5)."""
     half = dim // 2
     freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     args = t.float()[:, None] * freqs[None]

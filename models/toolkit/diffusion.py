@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 T_BASE = 1000
-MAX_BETA = 0.2  # UniPic's betas_for_alpha_bar default (MAR/Harmon use 0.999), spec 3.5
+MAX_BETA = 0.2  # UniPic's betas_for_alpha_bar default (MAR/Harmon use 0.999), docs/model.md §3.5
 
 
 def alpha_bar(t: float) -> float:
@@ -71,7 +71,7 @@ class Schedule:
 
 
 def ddpm_step(sch: Schedule, k: int, x, out_c, out_u, cfg: float, temperature: float, noise):
-    """One guided ancestral step (spec 3.5 'Per MAR iteration').
+    """One guided ancestral step (docs/model.md §3.5 'Per MAR iteration').
     x [n,C]; out_c / out_u [n,2C] = head outputs for the cond / uncond rows (out_u None: no CFG);
     noise [n,C] or None at k = 0 -> x_{k-1} [n,C]. All in float32 like the reference."""
     C = x.shape[1]

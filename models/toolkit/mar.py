@@ -3,7 +3,7 @@
 Keys follow `mar.*` of the checkpoint (timm 0.9 `Block` layout: norm1, attn.qkv, attn.proj, norm2,
 mlp.fc1, mlp.fc2). The graphs take *visible* tokens and their raster indices instead of a mask, so
 that the ONNX export has a dynamic V and never runs masked tokens through the encoder.
-Positional tables are passed in (`pos_tables`), already resized to the grid (spec 2.3).
+Positional tables are passed in (`pos_tables`), already resized to the grid (docs/model.md §2.3).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden, width)
 
     def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x)))  # exact (erf) GELU, spec 2.1
+        return self.fc2(F.gelu(self.fc1(x)))  # exact (erf) GELU, docs/model.md §2.1
 
 
 class Block(nn.Module):
@@ -56,7 +56,7 @@ class Block(nn.Module):
 
 def resize_table(table, buf: int, native: int, h: int, w: int):
     """[buf + native^2, W] -> [buf + h*w, W]: keep the buffer rows, bilinearly resize the image part
-    (align_corners=False, no antialias; spec 2.3). buf may be 0 (diffusion_pos_embed)."""
+    (align_corners=False, no antialias; docs/model.md §2.3). buf may be 0 (diffusion_pos_embed)."""
     if (h, w) == (native, native):
         return table
     W = table.shape[-1]
@@ -98,7 +98,7 @@ class MAR(nn.Module):
     def encode(self, latents, vis_idx, enc_pos):
         """latents [B,V,C] (scaled VAE latents of the visible tokens), vis_idx [B,V] int64 raster
         indices in increasing order, enc_pos [buf+L, W] -> x_enc [B, buf+V, W].
-        Buffers = fake_latent + pos; add pos *then* LN (spec 2.2 step 1, gotcha 4)."""
+        Buffers = fake_latent + pos; add pos *then* LN (docs/model.md §2.2 step 1, gotcha 4)."""
         buf = self.cfg.buffer_tokens
         B = latents.shape[0]
         x = self.z_proj(latents) + enc_pos[buf:][vis_idx]                   # [B,V,W]
@@ -109,7 +109,7 @@ class MAR(nn.Module):
         return self.encoder_norm(x)
 
     def fill(self, x_con, con):
-        """Value of every decoder slot before the visible ones are scattered in (spec 2.2 step 3,
+        """Value of every decoder slot before the visible ones are scattered in (docs/model.md §2.2 step 3,
         4.4): mask_token for text-to-image (con=0), decoder_embed(x_con) for editing (con=1).
         x_con [B, buf+L, W] (MAR encoder output of the source image, all tokens visible), con [B]."""
         c = con.to(x_con.dtype)[:, None, None]

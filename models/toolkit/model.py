@@ -26,7 +26,7 @@ class UniPic(nn.Module):
         H, W = cfg.llm_hidden, cfg.mar_width
         self.llm = Qwen2ForCausalLM(cfg)
         self.mar = MAR(cfg)
-        self.proj_in = mlp2(W, H, H)   # MAR -> LLM (spec 2.1)
+        self.proj_in = mlp2(W, H, H)   # MAR -> LLM (docs/model.md §2.1)
         self.proj_out = mlp2(H, H, W)  # LLM -> MAR, added as a residual
         self.vae = AutoencoderKL(cfg)
 

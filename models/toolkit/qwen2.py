@@ -112,7 +112,7 @@ class Qwen2Model(nn.Module):
         Returns last_hidden_state [B,T,H] (after the final RMSNorm) and the new per-layer (k, v)."""
         T = inputs_embeds.shape[1]
         P = past[0][0].shape[2]
-        # causal over [past | new] with key padding (spec 2.2 step 2: standard HF causal mask)
+        # causal over [past | new] with key padding (docs/model.md §2.2 step 2: standard HF causal mask)
         q_pos = torch.arange(T, device=inputs_embeds.device) + P            # [T]
         k_pos = torch.arange(P + T, device=inputs_embeds.device)            # [S]
         causal = k_pos[None, :] <= q_pos[:, None]                           # [T,S]
@@ -130,7 +130,7 @@ class Qwen2Model(nn.Module):
 
 
 class Qwen2ForCausalLM(nn.Module):
-    """`llm.model.*` keys; the LM head is tied to embed_tokens (spec 2.1), so it has no weights."""
+    """`llm.model.*` keys; the LM head is tied to embed_tokens (docs/model.md §2.1), so it has no weights."""
 
     def __init__(self, cfg):
         super().__init__()

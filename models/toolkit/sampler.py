@@ -3,7 +3,7 @@ that it does exactly what the TypeScript engine does with the ONNX graphs.
 
 Every random draw goes through a `Draws` object and is recorded, so a run can be replayed without
 matching the RNG (fixtures). Draw order per run: orders [B, L] once; then per MAR iteration the
-initial noise [B*n, C] (cond rows only: the uncond half of x is never read, spec 3.5 notes) and,
+initial noise [B*n, C] (cond rows only: the uncond half of x is never read, docs/model.md §3.5 notes) and,
 for k = S-1 .. 1, the per-step noise [B*n, C] (no draw at k = 0).
 """
 
@@ -53,7 +53,7 @@ class ReplayDraws:
 
 
 def mask_len_after(step: int, num_iter: int, L: int, still_masked: int) -> int:
-    """Cosine schedule (spec 3.3 step 2): floor(L cos(pi/2 (step+1)/N)) clamped to [1, masked-1]."""
+    """Cosine schedule (docs/model.md §3.3 step 2): floor(L cos(pi/2 (step+1)/N)) clamped to [1, masked-1]."""
     n = math.floor(L * np.cos(math.pi / 2.0 * (step + 1) / num_iter))
     return int(max(1, min(still_masked - 1, n)))
 
@@ -78,12 +78,12 @@ def to_tokens(latent):
 
 
 def to_uint8(pixels):
-    """[B,3,H,W] in ~[-1,1] -> uint8 [B,H,W,3] = trunc(clamp(127.5 x + 128)) (spec 2.2 step 5)."""
+    """[B,3,H,W] in ~[-1,1] -> uint8 [B,H,W,3] = trunc(clamp(127.5 x + 128)) (docs/model.md §2.2 step 5)."""
     return torch.clamp(127.5 * pixels + 128.0, 0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
 def from_uint8(img):
-    """uint8 [B,H,W,3] -> [B,3,H,W] in [-1,1]: /255 then 2x-1 (spec 4.1)."""
+    """uint8 [B,H,W,3] -> [B,3,H,W] in [-1,1]: /255 then 2x-1 (docs/model.md §4.1)."""
     x = torch.from_numpy(np.array(img)).permute(0, 3, 1, 2).float() / 255.0
     return 2 * x - 1
 
@@ -100,7 +100,7 @@ class Runner:
     # --- prompt prefix -------------------------------------------------------------------
     def prefill(self, texts, image_rows=None):
         """texts: R chat strings; image_rows: None or [R, L+buf, H] rows for the <image> tokens.
-        Right-pads with pad id (spec 3.1), runs the prefix once -> past, mask [R,P], valid [R]."""
+        Right-pads with pad id (docs/model.md §3.1), runs the prefix once -> past, mask [R,P], valid [R]."""
         seqs = [self.tok.encode(t) for t in texts]
         P = max(len(s) for s in seqs)
         R, H = len(seqs), self.cfg.llm_hidden
@@ -130,7 +130,7 @@ class Runner:
 
     # --- one MAR iteration: encoder -> LLM (cache reused, never extended) -> decoder ---------
     def mar_iteration(self, tokens, vis_idx, pred_idx, pre, fill):
-        """tokens [R,L,C]; vis_idx [R,V]; pred_idx [R,n] -> z [R,n,W] (spec 2.2 steps 1-3)."""
+        """tokens [R,L,C]; vis_idx [R,V]; pred_idx [R,n] -> z [R,n,W] (docs/model.md §2.2 steps 1-3)."""
         R, V = vis_idx.shape
         lat = torch.gather(tokens, 1, vis_idx[..., None].expand(R, V, tokens.shape[2]))
         x_enc, llm_in = self.m.mar_encoder(lat, vis_idx, self.enc_pos)
@@ -139,11 +139,11 @@ class Runner:
         posn = pre["valid"][:, None] + torch.arange(T)[None]      # continue after the unpadded prompt
         ids = torch.full((R, T), self.ids["pad"], dtype=torch.int64)
         hidden, _, _ = self.m.llm_forward(ids, llm_in, torch.ones(R, T), attn, posn, pre["past"])
-        # the present KV is dropped: the cache is truncated back to the prompt (spec 3.3 step 1)
+        # the present KV is dropped: the cache is truncated back to the prompt (docs/model.md §3.3 step 1)
         return self.m.mar_decoder(x_enc, hidden, vis_idx, fill, self.dec_pos, self.diff_pos, pred_idx)
 
     def diffuse(self, z_c, z_u, sch, scale, temperature, draws):
-        """z_c / z_u [N,W] -> sampled token latents [N,C] (spec 3.5)."""
+        """z_c / z_u [N,W] -> sampled token latents [N,C] (docs/model.md §3.5)."""
         N, C = z_c.shape[0], self.cfg.latent_channels
         x = draws.normal((N, C))                                  # initial noise, not tempered
         for k in reversed(range(len(sch.timesteps))):
@@ -202,7 +202,7 @@ class Runner:
 
     @torch.no_grad()
     def generate(self, prompts, draws, params=None, trace=None):
-        """Text-to-image (spec 3). -> tokens [B,L,C], pixels [B,3,H,W]."""
+        """Text-to-image (docs/model.md §3). -> tokens [B,L,C], pixels [B,3,H,W]."""
         p = self._params(params)
         B = len(prompts)
         texts = [chat(T2I_POSITIVE.format(prompt=q)) for q in prompts]
@@ -217,7 +217,7 @@ class Runner:
 
     @torch.no_grad()
     def edit(self, pixels, instructions, draws, params=None, trace=None):
-        """Editing (spec 4): x_con in the decoder, "<image>\\nRepeat this image." as negative."""
+        """Editing (docs/model.md §4): x_con in the decoder, "<image>\\nRepeat this image." as negative."""
         p = self._params(params, "edit")
         B = len(instructions)
         _, x_con, z_enc = self.encode_image(pixels)
@@ -236,7 +236,7 @@ class Runner:
 
     @torch.no_grad()
     def understand(self, pixels, question, max_new_tokens=None):
-        """Image -> text (spec 5): greedy, stops at eos (<|im_end|>). Returns generated ids (eos
+        """Image -> text (docs/model.md §5): greedy, stops at eos (<|im_end|>). Returns generated ids (eos
         included when reached) and the decoded text without specials."""
         max_new = max_new_tokens or self.cfg.max_new_tokens
         _, _, z_enc = self.encode_image(pixels)

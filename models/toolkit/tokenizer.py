@@ -32,7 +32,7 @@ _PY_REGEX = re.compile(
 
 
 def chat(text: str) -> str:
-    """Wrap one user turn; no system message (spec 3.1)."""
+    """Wrap one user turn; no system message (docs/model.md §3.1)."""
     return USER_PREFIX + text + ASSISTANT_PREFIX
 
 
@@ -202,7 +202,7 @@ def build_tiny_tokenizer(vocab_size: int | None = None) -> dict:
 
 
 def special_ids(tok: ByteLevelBPE) -> dict:
-    """Ids the manifest declares (spec 5: eos = <|im_end|>, pad = <|endoftext|>, image = <image>)."""
+    """Ids the manifest declares (docs/model.md §5: eos = <|im_end|>, pad = <|endoftext|>, image = <image>)."""
     for s in (ENDOFTEXT, IM_START, IM_END, IMAGE):
         if s not in tok.added:
             raise KeyError(f"tokenizer has no special token {s}")

@@ -67,7 +67,7 @@ class Downsample(nn.Module):
         self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=0)
 
     def forward(self, x):
-        return self.conv(F.pad(x, (0, 1, 0, 1)))  # pad right/bottom by 1 (spec 9.4)
+        return self.conv(F.pad(x, (0, 1, 0, 1)))  # pad right/bottom by 1 (docs/model.md §9.4)
 
 
 class Upsample(nn.Module):

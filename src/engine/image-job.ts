@@ -1,7 +1,7 @@
 /**
- * One generate or edit job as a state machine over MAR iterations (spec 3.3), so the scheduler
+ * One generate or edit job as a state machine over MAR iterations (docs/model.md §3.3), so the scheduler
  * can run the iterations of several jobs in one batch (mar.ts). Holds the cond tokens only:
- * the uncond rows always equal them (spec 3.3 step 4), so they are duplicated when fed.
+ * the uncond rows always equal them (docs/model.md §3.3 step 4), so they are duplicated when fed.
  * "spec N" in this file: section N of docs/model.md.
  */
 import { makeSchedule, type Schedule } from "./diffusion.js";
@@ -41,7 +41,7 @@ export class ImageJob {
     this.schedule = makeSchedule(model.manifest.diffusion, params.diffusionSteps);
   }
 
-  /** Text-to-image (spec 3): "Generate an image: {prompt}", negative "Generate an image.". */
+  /** Text-to-image (docs/model.md §3): "Generate an image: {prompt}", negative "Generate an image.". */
   static async generate(model: Model, prompt: string, params: ImageParams, draws: DrawSource): Promise<ImageJob> {
     const { prompts, dims } = model.manifest;
     const res = model.resolution(params.resolution);
@@ -53,7 +53,7 @@ export class ImageJob {
     return new ImageJob(model, res, params, draws, texts.length, prefix, fill);
   }
 
-  /** Editing (spec 4): the source enters the prompt as image tokens and the decoder as x_con. */
+  /** Editing (docs/model.md §4): the source enters the prompt as image tokens and the decoder as x_con. */
   static async edit(model: Model, source: RgbTensor, instruction: string, params: ImageParams, draws: DrawSource): Promise<ImageJob> {
     const { prompts, dims } = model.manifest;
     const res = model.resolution(params.resolution);
@@ -93,7 +93,7 @@ export class ImageJob {
     return { latents, visIdx };
   }
 
-  /** Guidance scale of the current iteration (spec 3.4). */
+  /** Guidance scale of the current iteration (docs/model.md §3.4). */
   get scale(): number {
     return cfgScale(this.params.cfg, this.params.cfgSchedule, this.res.spec.tokens, this.current.maskLen);
   }
@@ -125,7 +125,7 @@ export class ImageJob {
 
 /**
  * Source image -> x_con [buf+L, W] (MAR encoder, all tokens visible, buffers first) and the
- * proj_in rows [L+buf, H] that replace the prompt's image tokens (spec 4.2, 5).
+ * proj_in rows [L+buf, H] that replace the prompt's image tokens (docs/model.md §4.2, 5).
  */
 export async function encodeImage(model: Model, res: Resolution, image: RgbTensor): Promise<{ xCon: Float32Array; imageRows: Float32Array }> {
   const size = res.spec.size;

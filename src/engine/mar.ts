@@ -1,5 +1,5 @@
 /**
- * MAR's sampling loop (spec 3.3-3.5) in one place, to be read against the paper's: the plan of
+ * MAR's sampling loop (docs/model.md §3.3-3.5) in one place, to be read against the paper's: the plan of
  * which tokens each iteration reveals (cosine mask schedule, one random order per image), the
  * guidance scale of an iteration, and one iteration for a batch of jobs (encoder, LLM, decoder,
  * diffusion head, reveal). The engine calls runIteration once a tick until every job's plan is
@@ -67,14 +67,14 @@ export async function runIteration(model: Model, jobs: ImageJob[]): Promise<void
   const z: PerJob = new Map();
   try {
     for (const group of sameShape(predicting)) {
-      // 2. The MAR encoder over the visible tokens, with the buffer tokens (spec 2.2 step 1).
+      // 2. The MAR encoder over the visible tokens, with the buffer tokens (docs/model.md §2.2 step 1).
       const { xEnc, llmIn } = await encoderStage(model, group);
       // 3. The LLM over them, attending to the prompt's cache (step 2).
       const hidden = await llmStage(model, group, llmIn);
       // 4. The MAR decoder: z, the condition of every token to predict (step 3).
       for (const [job, zj] of await decoderStage(model, group, xEnc, hidden)) z.set(job, zj);
     }
-    // 5. The diffusion head samples each predicted token from its z, CFG on epsilon (spec 3.5).
+    // 5. The diffusion head samples each predicted token from its z, CFG on epsilon (docs/model.md §3.5).
     const x = await diffusionStage(model, predicting, z);
     // 6. Reveal: the sampled tokens join the visible ones for the next iteration.
     for (const j of jobs) j.commit(x.get(j) ?? new Float32Array(0));

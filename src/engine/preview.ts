@@ -1,6 +1,6 @@
 /**
  * Previews while MAR decodes: `linear` maps each revealed token latent to RGB with the manifest's
- * least-squares 16->3 map (spec 7, option 1: near free, every step); unrevealed tokens are grey.
+ * least-squares 16->3 map (docs/model.md §7, option 1: near free, every step); unrevealed tokens are grey.
  * `vae` decodes the partial latent (masked tokens 0) through the VAE decoder (option 2).
  * "spec N" in this file: section N of docs/model.md.
  */
@@ -32,14 +32,14 @@ export function linearPreview(manifest: Manifest, tokens: Float32Array, revealed
   return { rgb, width: w, height: h };
 }
 
-/** tokens [L, C] (raster) -> latent [1, C, h, w] divided by the VAE scale (spec 2.2 step 5). */
+/** tokens [L, C] (raster) -> latent [1, C, h, w] divided by the VAE scale (docs/model.md §2.2 step 5). */
 export function tokensToLatent(tokens: Float32Array, C: number, L: number, scale: number): Float32Array {
   const latent = new Float32Array(C * L);
   for (let p = 0; p < L; p++) for (let c = 0; c < C; c++) latent[c * L + p] = tokens[p * C + c]! / scale;
   return latent;
 }
 
-/** latent mean [1, C, h, w] -> tokens [L, C] times the VAE scale (spec 4.2). */
+/** latent mean [1, C, h, w] -> tokens [L, C] times the VAE scale (docs/model.md §4.2). */
 export function latentToTokens(latent: Float32Array, C: number, L: number, scale: number): Float32Array {
   const tokens = new Float32Array(C * L);
   for (let p = 0; p < L; p++) for (let c = 0; c < C; c++) tokens[p * C + c] = latent[c * L + p]! * scale;
@@ -54,7 +54,7 @@ export function pixelsToRgb(pixels: Float32Array, width: number, height: number)
   return { rgb, width, height };
 }
 
-/** RGB [H, W, 3] uint8 -> pixels [1, 3, H, W] in [-1, 1] (x / 255 * 2 - 1, spec 4.1). */
+/** RGB [H, W, 3] uint8 -> pixels [1, 3, H, W] in [-1, 1] (x / 255 * 2 - 1, docs/model.md §4.1). */
 export function rgbToPixels(image: RgbTensor): Float32Array {
   const n = image.width * image.height;
   const pixels = new Float32Array(3 * n);

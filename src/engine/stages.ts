@@ -70,7 +70,7 @@ export async function encoderStage(model: Model, group: ImageJob[]): Promise<{ x
 }
 
 /**
- * The LLM over each job's visible + buffer rows, attending to its cached prompt (spec 2.2 step 2):
+ * The LLM over each job's visible + buffer rows, attending to its cached prompt (docs/model.md §2.2 step 2):
  * hidden [rows, V+buf, H]. Only jobs with equally long prompt caches share a call: padding a cache
  * would sum attention over a longer row and change float rounding, and the aim is identical bytes.
  */
@@ -139,7 +139,7 @@ async function llmCall(model: Model, group: ImageJob[], llmIn: PerJob): Promise<
     positionIds,
     past,
   });
-  // The present cache is dropped: the prompt cache is never extended (spec 3.3 step 1).
+  // The present cache is dropped: the prompt cache is never extended (docs/model.md §3.3 step 1).
   return split(group, out.hidden, T * H);
 }
 
@@ -172,7 +172,7 @@ export async function decoderStage(model: Model, group: ImageJob[], xEnc: PerJob
 }
 
 /**
- * The diffusion head for every job's tokens to predict, one call per DDPM step (spec 3.5):
+ * The diffusion head for every job's tokens to predict, one call per DDPM step (docs/model.md §3.5):
  * the sampled latents x [n, C] of each job. Jobs with fewer diffusion steps join later, so all
  * finish on the same call. Each job draws its initial noise and per-step noise from its own
  * source, in the reference's order.
@@ -192,7 +192,7 @@ export async function diffusionStage(model: Model, jobs: ImageJob[], z: PerJob):
     for (const { j, i } of active) {
       const n = j.current.predict.length;
       for (let r = 0; r < j.rows; r++) {
-        // Both branches see the same x (spec 3.5); c is the cond or uncond row of z.
+        // Both branches see the same x (docs/model.md §3.5); c is the cond or uncond row of z.
         x.set(xs[i]!, row * C);
         t.fill(j.schedule.timesteps[k]!, row, row + n);
         c.set(z.get(j)!.subarray(r * n * W, (r + 1) * n * W), row * W);

@@ -1,7 +1,7 @@
 /**
  * Text <-> token ids through the model's tokenizer.json (Hugging Face format) with the maintained
  * @huggingface/tokenizers library, loaded from local files only. Chat framing and special ids
- * come from the manifest (Qwen's template without a system turn, spec 3.1 and 6).
+ * come from the manifest (Qwen's template without a system turn, docs/model.md §3.1 and 6).
  * "spec N" in this file: section N of docs/model.md.
  */
 import { readFile } from "node:fs/promises";
@@ -14,7 +14,7 @@ import type { HistoryTurn } from "./types.js";
 export interface ChatTokenizer {
   /**
    * Ids of a user turn wrapped as `<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n`,
-   * after the earlier turns of the conversation, if any (no system turn, spec 6).
+   * after the earlier turns of the conversation, if any (no system turn, docs/model.md §6).
    */
   chat(userText: string, history?: readonly HistoryTurn[]): number[];
   /** `count` image placeholder tokens as text (they become proj_in rows in the prompt). */

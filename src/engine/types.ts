@@ -31,7 +31,7 @@ export interface ImageParams {
   steps: number;
   cfg: number;
   cfgSchedule: CfgSchedule;
-  /** Scales the per-step diffusion noise only (spec 3.5). */
+  /** Scales the per-step diffusion noise only (docs/model.md §3.5). */
   temperature: number;
   /** Respaced DDPM steps of the diffusion head. */
   diffusionSteps: number;

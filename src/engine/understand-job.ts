@@ -1,5 +1,5 @@
 /**
- * Image understanding (spec 5): the image enters the prompt as proj_in rows of the MAR encoder
+ * Image understanding (docs/model.md §5): the image enters the prompt as proj_in rows of the MAR encoder
  * (no SigLIP, as the official code), then greedy decoding one token per scheduler tick until
  * <|im_end|> or maxTokens, with the KV cache growing as usual.
  * "spec N" in this file: section N of docs/model.md.

@@ -102,7 +102,8 @@ describe("redactSecrets", () => {
     expect(out).not.toContain("iVBORw0KGgo");
     expect(out).not.toContain("ab12ab12ab12");
     expect(out).toBe("error: Authorization: Bearer [redacted] sent data:image/png;base64,[242 chars redacted] and [240 chars redacted]");
-    const stack = "AppError: store.turns.get failed\n    at file:///work/main/src/store/util.ts:47:15 turn 3f1c2a9e-8f0b-4c1e-9d7a-0b6e2f4c8a11 image " + "e3b0c442".repeat(8);
+    const source = new URL("../../src/store/util.ts", import.meta.url).href; // this checkout's own path
+    const stack = `AppError: store.turns.get failed\n    at ${source}:47:15 turn 3f1c2a9e-8f0b-4c1e-9d7a-0b6e2f4c8a11 image ` + "e3b0c442".repeat(8);
     expect(redactSecrets(stack)).toBe(stack);
   });
 });

@@ -7,7 +7,7 @@ import { f32, fixture, maxAbsDiff } from "./fixtures.js";
 
 const CONFIG = { T: 1000, maxBeta: 0.2, cosineS: 0.008 };
 
-describe("diffusion schedule (spec 3.5)", () => {
+describe("diffusion schedule (docs/model.md §3.5)", () => {
   it("hits the spec's anchor values for 100 respaced steps", () => {
     const s = makeSchedule(CONFIG, 100);
     expect(s.betas[0]).toBeCloseTo(4.1284e-5, 9);
@@ -63,7 +63,7 @@ describe("diffusion schedule (spec 3.5)", () => {
   });
 });
 
-describe("MAR mask schedule (spec 3.3)", () => {
+describe("MAR mask schedule (docs/model.md §3.3)", () => {
   it("matches the reference's tokens per step, including the spec's 4096x32 totals", () => {
     const ref = fixture("schedule").mask as Record<string, Array<{ mask_len: number; predict: number }>>;
     for (const [key, steps] of Object.entries(ref)) {
@@ -73,7 +73,7 @@ describe("MAR mask schedule (spec 3.3)", () => {
       expect(plan.map((p) => ({ mask_len: p.maskLen, predict: p.predict.length })), key).toEqual(steps);
     }
     const plan = planIterations(Int32Array.from({ length: 4096 }, (_, i) => i), 32);
-    expect(plan.reduce((sum, p) => sum + p.visible.length + 64, 0)).toBe(47661); // spec 3.3: LLM tokens per row over the 32 steps
+    expect(plan.reduce((sum, p) => sum + p.visible.length + 64, 0)).toBe(47661); // docs/model.md §3.3: LLM tokens per row over the 32 steps
   });
 
   it("reveals every token exactly once, from the end of the order backwards", () => {

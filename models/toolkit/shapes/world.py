@@ -137,7 +137,7 @@ def in_region(o: dict, region: str) -> bool:
 
 
 def relation_holds(a: dict, rel: str, b: dict) -> bool:
-    """A {rel} B, using A's half-size as the margin, as the spec words it."""
+    """A {rel} B, using A's half-size as the margin, as docs/shapes-world.md words it."""
     if rel == "left of":
         return a["cx"] < b["cx"] - a["s"]
     if rel == "right of":

@@ -39,7 +39,7 @@ def test_respaced_timesteps():
 
 
 def test_mask_schedule_tables():
-    # spec 3.3 table (tokens predicted per step)
+    # docs/model.md §3.3 table (tokens predicted per step)
     assert [m["predict"] for m in mask_steps(4096, 32)][:8] == [5, 15, 25, 34, 44, 54, 63, 72]
     assert [m["predict"] for m in mask_steps(4096, 32)][-6:] == [194, 196, 198, 200, 201, 200]
     assert [m["predict"] for m in mask_steps(1024, 32)][:8] == [2, 3, 7, 8, 11, 14, 15, 18]
@@ -47,7 +47,7 @@ def test_mask_schedule_tables():
     assert [m["predict"] for m in mask_steps(256, 32)][-6:] == [12, 13, 12, 12, 13, 12]
     for L, N in ((64, 16), (4096, 64), (10, 16)):
         assert sum(m["predict"] for m in mask_steps(L, N)) == L
-    # LLM tokens per row summed over steps = sum(V + buf), spec 3.3: 47,661 for 4096 x 32
+    # LLM tokens per row summed over steps = sum(V + buf), docs/model.md §3.3: 47,661 for 4096 x 32
     masked, total = 4096, 0
     for m in mask_steps(4096, 32):
         total += (4096 - masked) + 64

@@ -121,7 +121,7 @@ def test_kv_cache_equals_full_recompute(tiny):
 
 
 def test_right_padding_is_harmless(tiny):
-    """A padded prompt row gives the same hidden states for its real tokens (spec 3.2)."""
+    """A padded prompt row gives the same hidden states for its real tokens (docs/model.md §3.2)."""
     c = TINY
     ids = torch.tensor([[5, 6, 7, 8, 9]])
     emb = torch.zeros(1, 5, c.llm_hidden)
