@@ -11,7 +11,13 @@ export interface Metrics {
   activeSubscriptions: Gauge;
 }
 
-export function createMetrics(store: Store, defaults = true, quotas?: QuotaGuard, queue?: QueueStats | null): Metrics {
+/** What the hub gauges read: live subscribers and topics of one event hub (src/turns/events.ts). */
+export interface HubStats {
+  readonly size: number;
+  readonly topicCount: number;
+}
+
+export function createMetrics(store: Store, defaults = true, quotas?: QuotaGuard, queue?: QueueStats | null, hubs?: Record<"turn" | "conversation", HubStats>): Metrics {
   const registry = new Registry();
   if (defaults) collectDefaultMetrics({ register: registry });
   const httpRequests = new Counter({
@@ -61,8 +67,34 @@ export function createMetrics(store: Store, defaults = true, quotas?: QuotaGuard
     });
     for (const limit of QUOTA_LIMITS) limitGauge.set({ limit }, configured[limit]);
   }
+  if (hubs !== undefined) hubMetrics(registry, hubs);
   if (queue !== undefined && queue !== null) queueMetrics(registry, queue);
   return { registry, httpRequests, httpErrors, activeSubscriptions };
+}
+
+/**
+ * The in-process event hubs: a subscriber or topic that outlives its client is a leak, so after
+ * load both return to what the open subscriptions explain (the soak bench reads them).
+ */
+function hubMetrics(registry: Registry, hubs: Record<"turn" | "conversation", HubStats>): void {
+  new Gauge({
+    name: "unipic_hub_subscribers",
+    help: "Live subscribers of this process's event hubs, by hub (turn, conversation).",
+    labelNames: ["hub"] as const,
+    registers: [registry],
+    collect() {
+      for (const [hub, stats] of Object.entries(hubs)) this.set({ hub }, stats.size);
+    },
+  });
+  new Gauge({
+    name: "unipic_hub_topics",
+    help: "Topics (turns, conversations) with a live subscriber in this process's event hubs, by hub.",
+    labelNames: ["hub"] as const,
+    registers: [registry],
+    collect() {
+      for (const [hub, stats] of Object.entries(hubs)) this.set({ hub }, stats.topicCount);
+    },
+  });
 }
 
 /** Scaled out: the shared queue and its workers, read from Redis at scrape time. */
@@ -72,7 +104,8 @@ function queueMetrics(registry: Registry, queue: QueueStats): void {
     help: "Jobs waiting in the shared queue (Redis).",
     registers: [registry],
     async collect() {
-      this.set(await queue.depth());
+      const depth = await queue.depth();
+      this.set(depth ?? NaN); // NaN: unknown while Redis is away, rather than a stale or false count
     },
   });
   new Gauge({
@@ -82,7 +115,7 @@ function queueMetrics(registry: Registry, queue: QueueStats): void {
     registers: [registry],
     async collect() {
       this.reset();
-      for (const w of await queue.workers()) {
+      for (const w of (await queue.workers()) ?? []) {
         this.set({ worker: w.id, state: "active" }, w.active);
         this.set({ worker: w.id, state: "done" }, w.done);
       }
@@ -93,7 +126,8 @@ function queueMetrics(registry: Registry, queue: QueueStats): void {
     help: "Engine workers that reported within the last 10 s.",
     registers: [registry],
     async collect() {
-      this.set((await queue.workers()).length);
+      const workers = await queue.workers();
+      this.set(workers?.length ?? NaN);
     },
   });
   new Counter({
@@ -101,8 +135,10 @@ function queueMetrics(registry: Registry, queue: QueueStats): void {
     help: "Jobs put back in the queue after their worker stopped answering (killed, frozen).",
     registers: [registry],
     async collect() {
+      const recovered = await queue.stalledRecoveries();
+      if (recovered === null) return; // unknown while Redis is away: keep the last count
       this.reset();
-      this.inc(await queue.stalledRecoveries());
+      this.inc(recovered);
     },
   });
 }

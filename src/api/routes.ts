@@ -54,7 +54,7 @@ async function route(deps: RouteDeps, req: IncomingMessage, res: ServerResponse)
     // Scaled out: Redis must answer and a worker be alive, or a turn sent now would wait QUEUED.
     const stats = services.queueStats ?? null;
     const redis = stats === null ? null : await stats.reachable();
-    const workers = stats === null || redis !== true ? null : (await stats.workers()).length;
+    const workers = stats === null || redis !== true ? null : ((await stats.workers())?.length ?? null);
     const ready = db && engine && (stats === null || (redis === true && workers !== null && workers > 0));
     const queue = stats === null ? {} : { redis, workers, ...(workers === 0 ? { reason: "no engine worker is alive: turns wait QUEUED until one starts (npx unipic worker)" } : {}) };
     sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", database: db, engine: engine ? "ready" : "not ready", ...queue });

@@ -64,3 +64,20 @@ export async function closeRedis(client: Redis): Promise<void> {
   if (client.status === "end") return;
   await client.quit().catch(() => client.disconnect());
 }
+
+/**
+ * A read that a client waits on (a queue position, a scrape): its answer while Redis is
+ * connected, and null (unknown) at once while it is away or slower than `ms`. Commands queue
+ * offline until Redis returns (openRedis), which suits writes but would hang a reply for the
+ * whole outage.
+ */
+export async function whileReachable<T>(client: Redis, read: () => Promise<T>, ms = 1000): Promise<T | null> {
+  if (client.status !== "ready") return null;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
+  try {
+    return await Promise.race([read(), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

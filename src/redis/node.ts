@@ -14,7 +14,7 @@ import type { Store } from "../store/index.js";
 import { createTurnEvents, type TurnEvents } from "../turns/events.js";
 import type { QueueStats } from "../turns/queue.js";
 import { EngineRunner } from "../turns/runner.js";
-import { closeRedis, openRedis, pingRedis, waitReady, type RedisClient } from "./connection.js";
+import { closeRedis, openRedis, pingRedis, waitReady, whileReachable, type RedisClient } from "./connection.js";
 import { redisEvents } from "./events.js";
 import { keys, liveWorkers, QUEUE_NAME, type TurnJobData } from "./keys.js";
 import { RedisTurnQueue } from "./turn-queue.js";
@@ -93,10 +93,14 @@ export async function startScaledNode(opts: ScaledNodeOptions): Promise<ScaledNo
       await worker.start();
     }
     const stats: QueueStats = {
+      // Each read answers null (unknown) at once while Redis is away: a scrape never hangs.
       reachable: () => pingRedis(redis),
-      depth: async () => (queue === undefined ? 0 : queue.getJobCountByTypes("wait", "prioritized")),
-      workers: () => liveWorkers(redis, prefix),
-      stalledRecoveries: async () => Number((await redis.get(keys(prefix).stalled)) ?? 0),
+      depth: async () => {
+        const q = queue;
+        return q === undefined ? 0 : whileReachable(redis, () => q.getJobCountByTypes("wait", "prioritized"));
+      },
+      workers: () => whileReachable(redis, () => liveWorkers(redis, prefix)),
+      stalledRecoveries: () => whileReachable(redis, async () => Number((await redis.get(keys(prefix).stalled)) ?? 0)),
     };
     let closing: Promise<void> | undefined;
     const close = (): Promise<void> =>

@@ -15,7 +15,7 @@ import { AppError, ErrorCode } from "../errors.js";
 import type { Store, TurnRow } from "../store/index.js";
 import { publishTurnStatus, TurnEventKind, type TurnEvents } from "../turns/events.js";
 import type { TurnQueue } from "../turns/queue.js";
-import type { RedisClient } from "./connection.js";
+import { whileReachable, type RedisClient } from "./connection.js";
 import { fairKey, keys, liveWorkers, QUEUE_NAME, type TurnJobData } from "./keys.js";
 
 /** Priority levels a turn may have (0 = normal, the API's only one today; higher runs first). */
@@ -113,14 +113,16 @@ export class RedisTurnQueue implements TurnQueue {
     return [...(await queue.getRanges(["wait"], 0, -1, true)), ...(await queue.getRanges(["prioritized"], 0, -1, true))];
   }
 
+  /** Null when not waiting, and while Redis is away (unknown): a reply never waits for Redis to return. */
   async queuePosition(turnId: string): Promise<number | null> {
-    const at = (await this.order()).indexOf(turnId);
+    const order = await whileReachable(this.deps.redis, () => this.order());
+    const at = order?.indexOf(turnId) ?? -1;
     return at < 0 ? null : at;
   }
 
-  /** Jobs waiting now (for /metrics). */
-  async depth(): Promise<number> {
-    return this.deps.queue.getJobCountByTypes("wait", "prioritized");
+  /** Jobs waiting now (for /metrics); null while Redis is away. */
+  async depth(): Promise<number | null> {
+    return whileReachable(this.deps.redis, () => this.deps.queue.getJobCountByTypes("wait", "prioritized"));
   }
 
   /** QUEUED events with positions and ETAs for the turns this node's subscribers follow. */

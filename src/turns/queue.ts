@@ -22,10 +22,10 @@ export interface TurnQueue {
 export interface QueueStats {
   /** Is the queue's store (Redis) answering? */
   reachable(): Promise<boolean>;
-  /** Jobs waiting. */
-  depth(): Promise<number>;
+  /** Jobs waiting; null while the queue's store is unreachable (as for the reads below). */
+  depth(): Promise<number | null>;
   /** Live workers: each one's jobs now and finished since it started. */
-  workers(): Promise<Array<{ id: string; active: number; done: number; concurrency: number }>>;
+  workers(): Promise<Array<{ id: string; active: number; done: number; concurrency: number }> | null>;
   /** Jobs put back in the queue after their worker stopped answering. */
-  stalledRecoveries(): Promise<number>;
+  stalledRecoveries(): Promise<number | null>;
 }

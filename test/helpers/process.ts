@@ -1,5 +1,6 @@
 /** Runs the real server and CLI as child processes (what a user runs), for lifecycle tests. */
 import { spawn, type ChildProcess } from "node:child_process";
+import { appendFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { WAIT_MS } from "./wait.js";
 
@@ -63,4 +64,29 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
       resolve({ code, stdout, stderr });
     }),
   );
+}
+
+export interface Worker {
+  child: ChildProcess;
+  exited: Promise<number | null>;
+}
+
+/** `npx unipic worker` (the scaled-out mode), resolved once it says it is ready; its stderr goes to `logFile`. */
+export function spawnWorker(env: Record<string, string>, logFile: string): Promise<Worker> {
+  const child = spawn(process.execPath, ["bin/unipic.js", "worker"], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  child.stderr!.on("data", (d: Buffer) => appendFileSync(logFile, d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  let out = "";
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`worker did not start: ${out}`)), WAIT_MS);
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.includes("UniPic worker ready")) {
+        clearTimeout(timer);
+        resolve({ child, exited });
+      }
+    });
+    void exited.then((code) => reject(new Error(`worker exited with ${code}: ${out}`)));
+  });
 }

@@ -6,8 +6,8 @@
  * each image is byte-identical to what a single process makes from the same seed. A job enqueued
  * through A is cancelled through B. Skipped, saying why, when Redis or PostgreSQL is unreachable.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, mkdtempSync, rmSync } from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Redis } from "ioredis";
@@ -16,7 +16,7 @@ import { keys } from "../../src/redis/keys.js";
 import { createStore, openDatabase, type Database } from "../../src/store/index.js";
 import { CREATE_CONVERSATION, SEND_MESSAGE, gqlOk, isFinalTurnEvent, subscription, wsClient } from "../helpers/app.js";
 import { collect } from "../helpers/collect.js";
-import { ROOT, spawnServer, type ServerProcess } from "../helpers/process.js";
+import { spawnServer, spawnWorker, type ServerProcess, type Worker } from "../helpers/process.js";
 import { WAIT_MS } from "../helpers/wait.js";
 import { dropPrefix, freshDatabase, freshPrefix, REDIS_URL, unreachable } from "./services.js";
 
@@ -30,31 +30,6 @@ const CLIENTS = 8;
 const TURNS_EACH = 5;
 const FAST = { steps: 4, diffusionSteps: 5 };
 const PROMPTS = ["a red circle", "a blue square above a green triangle", "a yellow star", "two purple circles", "an orange square left of a red circle"];
-
-interface Worker {
-  child: ChildProcess;
-  exited: Promise<number | null>;
-}
-
-/** `npx unipic worker`, resolved once it says it is ready. */
-function spawnWorker(env: Record<string, string>, logFile: string): Promise<Worker> {
-  const child = spawn(process.execPath, ["bin/unipic.js", "worker"], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  child.stderr!.on("data", (d: Buffer) => appendFileSync(logFile, d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  let out = "";
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`worker did not start: ${out}`)), WAIT_MS);
-    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.includes("UniPic worker ready")) {
-        clearTimeout(timer);
-        resolve({ child, exited });
-      }
-    });
-    void exited.then((code) => reject(new Error(`worker exited with ${code}: ${out}`)));
-  });
-}
 
 describe.skipIf(skip !== null)(`two API nodes and two workers over Redis${skip === null ? "" : ` (skipped: ${skip})`}`, () => {
   const prefix = freshPrefix();
