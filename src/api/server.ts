@@ -41,7 +41,7 @@ export async function startServer(options: ServerOptions, port: number, host: st
     connections: connectionFields(schema),
     errors: { production: services.config.production, log: (e: unknown) => log(`error: ${(e as Error)?.stack ?? String(e)}`) },
   };
-  const metrics = createMetrics(services.store, options.defaultMetrics ?? true, services.quotas, services.queueStats);
+  const metrics = createMetrics(services.store, options.defaultMetrics ?? true, services.quotas, services.queueStats, { turn: services.turnHub, conversation: services.conversationHub });
   const httpServer = createServer();
   const ws = startGraphQLWebSocket(httpServer, graphql, services, metrics);
   const http = await startGraphQLHttp(httpServer, graphql, services, ws.dispose);

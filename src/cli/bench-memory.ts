@@ -19,14 +19,14 @@ const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Resident set of `pid` in MB, and its anonymous part (heap, WebAssembly memory, buffers). */
-function rssOf(pid: number): { rss: number; anon: number } {
+export function rssOf(pid: number): { rss: number; anon: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
   return { rss: kb("VmRSS") / 1024, anon: kb("RssAnon") / 1024 };
 }
 
-/** Starts the server; resolves with the child and how long start-up took, once it prints its URL. */
-function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; startMs: number }> {
+/** Starts the server; resolves with the child, how long start-up took and its stdout, once it prints its URL. */
+export function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; startMs: number; out: () => string }> {
   const t0 = performance.now();
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     cwd: ROOT,
@@ -39,7 +39,7 @@ function startServer(env: Record<string, string>): Promise<{ child: ChildProcess
   return new Promise((resolve, reject) => {
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
-      if (out.includes("npx unipic users add")) resolve({ child, startMs: performance.now() - t0 });
+      if (out.includes("npx unipic users add")) resolve({ child, startMs: performance.now() - t0, out: () => out });
     });
     child.on("exit", (code) => reject(new Error(`the server exited with ${code} before listening: ${err.trim()}`)));
   });
@@ -57,7 +57,7 @@ async function settledRss(pid: number): Promise<{ rss: number; anon: number; sam
   return { ...seen.at(-1)!, samples: seen.length };
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");

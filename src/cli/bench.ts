@@ -8,6 +8,7 @@
  * client on loopback has the preview, 50 subscribers) and turns_per_min (8 concurrent clients).
  * `--memory`: idle_rss_mb of the server on each store instead (bench-memory.ts).
  * `--history`: history_*_ms_p50/p99 of history queries, 50 clients (bench-history.ts).
+ * `--soak [--minutes 30]`: mixed load for that long; memory, handles and leaks (bench-soak.ts).
  * `--scale`: the scaled-out mode instead (first_preview_ms per mode, worker_scaling; bench-scale.ts).
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -27,9 +28,10 @@ import type { Engine } from "../engine/engine.js";
 import { resolveImageParams } from "../engine/params.js";
 import { EnginePool } from "../engine/pool.js";
 import type { EngineClient, ImageParams, JobEvent } from "../engine/types.js";
+import { AppError } from "../errors.js";
 import { flopsUtilisation } from "./bench-flops.js";
 import { loadEngine } from "./engine.js";
-import { parseArgs } from "./options.js";
+import { numberOption, parseArgs } from "./options.js";
 
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -216,7 +218,7 @@ async function serverMetrics(config: Config, quick: boolean, params: Partial<Ima
 }
 
 export async function runBench(argv: string[], config: Config = loadConfig()): Promise<number> {
-  const p = parseArgs(argv, ["json", "quick", "no-torch", "server-only", "memory", "history", "scale"]);
+  const p = parseArgs(argv, ["json", "quick", "no-torch", "server-only", "memory", "history", "scale", "soak"]);
   const quick = p.options.has("quick");
   const json = p.options.has("json");
   const emit = (m: Record<string, unknown>): void => console.log(json ? JSON.stringify(m) : `${String(m.metric).padEnd(24)} ${m.value}`);
@@ -228,6 +230,13 @@ export async function runBench(argv: string[], config: Config = loadConfig()): P
   if (p.options.has("memory")) {
     // Idle resident memory of `npm start` on each store, in servers of its own (bench-memory.ts).
     await (await import("./bench-memory.js")).memoryMetrics(emit, config.databaseUrl);
+    return 0;
+  }
+  if (p.options.has("soak")) {
+    // Mixed load on a server of its own for --minutes (default 30): memory, handles, leaks (bench-soak.ts).
+    const minutes = numberOption(p, "minutes") ?? 30;
+    if (!(minutes > 0)) throw AppError.badInput("--minutes", "a positive number of minutes", String(p.options.get("minutes")));
+    await (await import("./bench-soak.js")).runSoak(config, minutes, emit);
     return 0;
   }
   if (p.options.has("scale")) {

@@ -20,7 +20,7 @@ const USAGE = `usage: unipic <command>
   understand IN.png QUESTION              answer a question about an image  [--max-tokens]
   eval [--cases FILE] [--n 50] [--questions N] [--edits N] [--repeats N] [--seeds 4] [--json]  ShapesEval by this engine (questions, edits and "Repeat this image." cases: --n each unless given)
   eval --geneval METADATA.jsonl --out DIR [--per-prompt 4]  generations in GenEval's layout
-  bench [--json] [--quick] [--scale]      benchmarks, one JSON object a line (--scale: Redis mode against one process)
+  bench [--json] [--quick] [--scale|--soak] benchmarks, one JSON object a line (--scale: Redis mode against one process)
 environment: MODEL_DIR, ENGINE_PROVIDER, ENGINE_THREADS, DATA_DIR, DATABASE_URL, REDIS_URL (see README.md)`;
 
 /** Sends one request to a running server's admin socket; null when no server answers there. */

@@ -121,6 +121,11 @@ export class EventHub<E extends HubEvent> {
     this.topics.clear();
   }
 
+  /** Number of topics with a subscriber (for metrics: a topic left behind is a leak). */
+  get topicCount(): number {
+    return this.topics.size;
+  }
+
   /** Topics with a subscriber in this process (the API node refreshes their queue positions). */
   localTopics(): string[] {
     return [...this.topics.keys()];

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CREATE_CONVERSATION, SEND_MESSAGE, gqlOk, startTestApp, wsClient, type TestApp } from "../helpers/app.js";
+import { waitFor } from "../helpers/wait.js";
 
 let t: TestApp;
 beforeAll(async () => {
@@ -32,12 +33,18 @@ describe("operations endpoints", () => {
         { next: () => resolve(), error: reject, complete: () => undefined },
       );
     });
-    const scraped = await (await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${t.adminKey}` } })).text();
+    const scrape = async (): Promise<string> => (await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${t.adminKey}` } })).text();
+    const scraped = await scrape();
     unsubscribe();
     await client.dispose();
+    // The hub lets go of the subscriber once the socket closes: nothing is left behind.
+    const after = await waitFor("the conversation hub to drop the subscriber", scrape, (text) => /unipic_hub_subscribers\{hub="conversation"\} 0/.test(text));
+    expect(after).toMatch(/unipic_hub_topics\{hub="conversation"\} 0/);
     expect(scraped).toMatch(/unipic_http_requests_total\{route="graphql",method="POST",status="200"\} \d+/);
     expect(scraped).toMatch(/unipic_http_errors_total\{route="images_download",code="BAD_INPUT"\} 1/);
     expect(scraped).toMatch(/unipic_active_subscriptions 1/);
+    expect(scraped).toMatch(/unipic_hub_subscribers\{hub="conversation"\} 1/);
+    expect(scraped).toMatch(/unipic_hub_topics\{hub="conversation"\} 1/);
     expect(scraped).toMatch(/unipic_turns\{status="QUEUED"\} [1-9]/);
     expect(scraped).toMatch(/process_cpu_user_seconds_total/);
   });
