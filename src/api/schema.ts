@@ -3,7 +3,7 @@ import "reflect-metadata";
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from "graphql";
 import { createPubSub } from "@graphql-yoga/subscription";
 import { buildSchema } from "type-graphql";
-import { ConversationResolver } from "./resolvers/conversation.resolver.js";
+import { ConversationResolver, TurnConnectionResolver } from "./resolvers/conversation.resolver.js";
 import { ImageResolver, NodeResolver } from "./resolvers/node.resolver.js";
 import { TurnResolver } from "./resolvers/turn.resolver.js";
 import type { FormatOptions } from "./errors.js";
@@ -20,7 +20,7 @@ let built: Promise<GraphQLSchema> | undefined;
 /** The schema is the same for every server in the process, so it is built once. */
 export function createSchema(): Promise<GraphQLSchema> {
   built ??= buildSchema({
-    resolvers: [NodeResolver, ConversationResolver, TurnResolver, ImageResolver],
+    resolvers: [NodeResolver, ConversationResolver, TurnConnectionResolver, TurnResolver, ImageResolver],
     // Our subscriptions bring their own async iterables (EventHub, with latest-wins previews),
     // but type-graphql refuses to build a Subscription type without a PubSub, so it gets one.
     pubSub: createPubSub(),

@@ -45,6 +45,9 @@ async function seed(app: App, userId: string, convs: number, count: number): Pro
     });
     await orm.insert(turns).values(rows);
   }
+  // The statistics a running server has by then (autovacuum on PostgreSQL, the periodic ANALYZE
+  // on PGlite): measured right after a bulk insert, the planner would still think the tables empty.
+  await orm.execute(sql`analyze`);
   return { convIds: existing, bigId: big.id };
 }
 
@@ -58,20 +61,21 @@ async function gql(url: string, key: string, query: string, variables: Record<st
   return performance.now() - t0;
 }
 
-/** 50 clients, each `perClient` random-depth pages of one kind, all at once; their latencies. */
-async function load(url: string, key: string, perClient: number, page: () => [string, Record<string, unknown>]): Promise<number[]> {
+/** `clients` clients, each `perClient` random-depth pages of one kind, all at once; their latencies. */
+async function load(url: string, key: string, perClient: number, page: () => [string, Record<string, unknown>], clients = CLIENTS): Promise<number[]> {
   const times: number[] = [];
   await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
+    Array.from({ length: clients }, async () => {
       for (let i = 0; i < perClient; i++) times.push(await gql(url, key, ...page()));
     }),
   );
   return times;
 }
 
+/** The plan the database runs, with its actual rows and time (EXPLAIN ANALYZE). */
 async function plan(app: App, query: ReturnType<typeof sql>): Promise<string> {
-  const { rows } = (await app.database.orm.execute(sql`explain ${query}`)) as unknown as { rows: Array<Record<string, string>> };
-  return rows.map((r) => Object.values(r)[0]).join(" | ").replace(/\s+/g, " ").slice(0, 300);
+  const { rows } = (await app.database.orm.execute(sql`explain analyze ${query}`)) as unknown as { rows: Array<Record<string, string>> };
+  return rows.map((r) => Object.values(r)[0]).join(" | ").replace(/\s+/g, " ").slice(0, 600);
 }
 
 export async function historyMetrics(config: Config, quick: boolean, emit: (m: Record<string, unknown>) => void): Promise<void> {
@@ -80,9 +84,10 @@ export async function historyMetrics(config: Config, quick: boolean, emit: (m: R
   try {
     const { user, apiKey } = await app.store.users.create(`history-${Date.now()}`);
     const sizes = quick ? [[20, 200], [200, 2000]] : [[20, 200], [1000, 10000]];
+    let last = { convIds: [] as Array<{ id: string; createdAt: Date }>, bigId: "" };
     const perClient = quick ? 4 : 20;
     for (const [convs, count] of sizes as Array<[number, number]>) {
-      const { convIds, bigId } = await seed(app, user.id, convs, count);
+      const { convIds, bigId } = (last = await seed(app, user.id, convs, count));
       const store = app.database.kind;
       const sized = { conversations: convs, turns: count, clients: CLIENTS, store };
       const convTimes = await load(app.server.url, apiKey, perClient, () => {
@@ -94,10 +99,15 @@ export async function historyMetrics(config: Config, quick: boolean, emit: (m: R
       const turnTimes = await load(app.server.url, apiKey, perClient, () => [TURNS_PAGE, { id: toGlobalId("Conversation", bigId), before: turnCursor(1 + Math.floor(Math.random() * count)) }]);
       emit({ metric: "history_turns_ms_p50", value: round(percentile(turnTimes, 50)), ...sized, samples: turnTimes.length });
       emit({ metric: "history_turns_ms_p99", value: round(percentile(turnTimes, 99)), ...sized, samples: turnTimes.length });
+      // One client alone: what a page costs, without 49 others queued in front of it.
+      const alone = await load(app.server.url, apiKey, 2 * perClient, () => [TURNS_PAGE, { id: toGlobalId("Conversation", bigId), before: turnCursor(1 + Math.floor(Math.random() * count)) }], 1);
+      emit({ metric: "history_turns_alone_ms_p50", value: round(percentile(alone, 50)), ...sized, clients: 1, samples: alone.length });
     }
-    const c = (await app.database.orm.select({ id: conversations.id, createdAt: conversations.createdAt }).from(conversations).limit(1))[0]!;
+    // At the full history: a page from the middle of the user's list and of the big conversation.
+    const c = [...last.convIds].sort((x, y) => x.createdAt.getTime() - y.createdAt.getTime())[last.convIds.length >> 1]!;
+    const middle = Math.floor(sizes.at(-1)![1]! / 2);
     emit({ metric: "history_plan", value: "conversations", plan: await plan(app, sql`select id from conversations where owner_id = ${user.id} and (created_at, id) < (${c.createdAt.toISOString()}::timestamptz, ${c.id}::uuid) order by created_at desc, id desc limit 21`) });
-    emit({ metric: "history_plan", value: "turns", plan: await plan(app, sql`select id from turns where conversation_id = ${c.id} and position < 5000 order by position desc limit 21`) });
+    emit({ metric: "history_plan", value: "turns", plan: await plan(app, sql`select id from turns where conversation_id = ${last.bigId} and position < ${middle} order by position desc limit 21`) });
   } finally {
     await app.close();
     await rm(dir, { recursive: true, force: true });

@@ -152,6 +152,9 @@ function isAlive(pid: number): boolean {
  */
 const PGLITE_START_PARAMS = [...PGlite.defaultStartParams, "-c", "shared_buffers=16MB"];
 
+/** How often embedded PGlite refreshes its planner statistics (it has no autovacuum to do it). */
+const PGLITE_ANALYZE_MS = 10 * 60_000;
+
 const PGLITE_INIT = fileURLToPath(new URL("./pglite-init.mjs", import.meta.url));
 
 /** initdb in a child process (pglite-init.mjs says why), so its memory is not this process's. */
@@ -190,6 +193,14 @@ async function openPglite(dataDir: string): Promise<Database> {
     unlock();
     throw new AppError(ErrorCode.INTERNAL, "migrating the PGlite database failed", { cause });
   }
+  // PGlite runs no autovacuum, so nothing else refreshes the planner's statistics. Without them
+  // a page of a long history was planned as a bitmap scan of every row before the cursor and a
+  // sort (measured: 999 rows read for a page of 21); with them, an index scan that stops at 21.
+  // ANALYZE samples at most 30,000 rows a table: about 70 ms at 10,000 turns.
+  const analyze = (): Promise<unknown> => client.exec("analyze").catch(() => undefined);
+  await analyze();
+  const analyzer = setInterval(() => void analyze(), PGLITE_ANALYZE_MS);
+  analyzer.unref();
   let closed = false;
   return {
     kind: "pglite",
@@ -198,6 +209,7 @@ async function openPglite(dataDir: string): Promise<Database> {
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(analyzer);
       try {
         await client.close();
       } finally {

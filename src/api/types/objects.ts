@@ -200,8 +200,8 @@ export class TurnConnection {
   @Field(() => PageInfo)
   pageInfo!: PageInfo;
 
-  @Field(() => Int, { description: "Turns in the whole conversation." })
-  totalCount!: number;
+  /** Whose turns these are: `totalCount` (TurnConnectionResolver) counts them only when asked. */
+  conversationKey!: string;
 }
 
 @ObjectType("ConversationEdge")
