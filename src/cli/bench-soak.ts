@@ -57,10 +57,14 @@ class Tally {
   time(what: string, ms: number): void {
     (this.ms[what] ??= []).push(ms);
   }
+  /** The first few messages of `unexpected` errors, to say what they were. */
+  readonly unexpected: string[] = [];
   /** A coded GraphQL/HTTP error is an answer; anything else is `unexpected` (a defect). */
   fail(error: unknown): void {
-    const code = /"code":"([A-Z_]+)"/.exec(String((error as Error)?.message ?? error))?.[1] ?? "unexpected";
+    const message = String((error as Error)?.message ?? error);
+    const code = /"code":"([A-Z_]+)"/.exec(message)?.[1] ?? "unexpected";
     this.errors[code] = (this.errors[code] ?? 0) + 1;
+    if (code === "unexpected" && this.unexpected.length < 5) this.unexpected.push(`${message} ${String((error as Error)?.cause ?? "")}`.slice(0, 300));
   }
 }
 
@@ -117,12 +121,14 @@ class Generator {
           let status = "";
           await follow(client, Q.turn, turnId, (d) => {
             const e = d.turnUpdated;
-            if (!FINAL.has(e.kind)) return;
-            status = e.kind;
+            // A turn that ended before the subscription began answers with one SNAPSHOT of it.
+            const final = FINAL.has(e.kind) ? e.kind : e.kind === "SNAPSHOT" && FINAL.has(e.turn.status) ? e.turn.status : null;
+            if (final === null) return;
+            status = final;
             if (e.kind === "COMPLETED" && e.turn.outputImages.length > 0) this.lastImage = e.turn.outputImages[0].id;
             return true;
           });
-          this.tally.add(`turn_${status.toLowerCase()}`);
+          this.tally.add(`turn_${status.toLowerCase() || "unfinished"}`);
           if (status === "COMPLETED") this.tally.time(kind, performance.now() - t0);
         } catch (error) {
           this.tally.fail(error);
@@ -150,10 +156,7 @@ async function subscriber(api: Api, gen: Generator, tally: Tally, until: () => b
         const stopConv = client.subscribe({ query: Q.conv, variables: { id: conversationId } }, { next: () => tally.add("conversation_events"), error: (e) => tally.fail(e), complete: () => undefined });
         conversation = { id: conversationId, stop: stopConv };
       }
-      const p = follow(client, Q.turn, turnId, (d) => {
-        tally.add(d.turnUpdated.kind === "STEP" ? "previews_seen" : "turn_events");
-        return FINAL.has(d.turnUpdated.kind);
-      }).catch((e) => tally.fail(e));
+      const p = follow(client, Q.turn, turnId, (d) => void tally.add(d.turnUpdated.kind === "STEP" ? "previews_seen" : "turn_events")).catch((e) => tally.fail(e));
       turns.add(p);
       void p.finally(() => turns.delete(p));
     };
@@ -313,7 +316,7 @@ export async function runSoak(config: Config, minutes: number, emit: (m: Record<
       pg_connections: { idle: idle.pgConnections, after: after.pgConnections },
     });
     const latency = Object.fromEntries(Object.entries(tally.ms).map(([k, v]) => [k, { n: v.length, p50: percentile(v, 50), p99: percentile(v, 99) }]));
-    emit({ metric: "soak_load", value: tally.counts.turn_completed ?? 0, store: db === null ? "pglite" : "pg", counts: tally.counts, errors: tally.errors, latency_ms: latency, server_alive: child.exitCode === null, cores: os.availableParallelism() });
+    emit({ metric: "soak_load", value: tally.counts.turn_completed ?? 0, store: db === null ? "pglite" : "pg", counts: tally.counts, errors: tally.errors, unexpected: tally.unexpected, latency_ms: latency, server_alive: child.exitCode === null, cores: os.availableParallelism() });
   } finally {
     await stop(child);
     if (db !== null) {
