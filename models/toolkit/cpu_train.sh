@@ -10,14 +10,14 @@
 # recipe is the one the CPU proxy chose (docs/training.md); the learning rate is constant, so an
 # interrupted run loses nothing but the steps since its last checkpoint (CKPT_MIN minutes).
 # Every EVAL_MIN minutes the EMA weights go through the small fixed ShapesEval (eval.jsonl).
-# Knobs (environment): RUN, INIT, THREADS (2), BATCHES ("40 24 16"), LR (3e-4), EMA (0.999),
+# Knobs (environment): RUN, INIT, THREADS (2), BATCHES ("40 24 24": 24 questions a step since run cpu4), LR (3e-4), EMA (0.999),
 # EVAL_MIN (30), CKPT_MIN (5), MASK_MIN (0.5), TRAIN_ARGS (more toolkit.train flags), PYTHON (/usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."                                    # models/
 RUN=${RUN:-toolkit/runs/cpu}
 INIT=${INIT:-checkpoints/unipic-tiny-ema-fp16.pt}
 PY=${PYTHON:-/usr/bin/python3}
-read -r BG BE BU <<<"${BATCHES:-40 24 16}"
+read -r BG BE BU <<<"${BATCHES:-40 24 24}"
 mkdir -p "$RUN"
 if [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; then
   echo "already running (pid $(cat "$RUN/pid")) in $RUN"; exit 1
