@@ -233,6 +233,8 @@ async function sample(pid: number, admin: Api, db: { client: pg.Client; name: st
   const gauges = {
     handles: gauge("nodejs_active_handles_total"),
     heap_mb: gauge("nodejs_heap_size_used_bytes") / 2 ** 20,
+    // ArrayBuffers and WebAssembly memories (PGlite's database lives in one) outside the JS heap.
+    external_mb: gauge("nodejs_external_memory_bytes") / 2 ** 20,
     subscriptions: gauge("unipic_active_subscriptions"),
     turn_subscribers: gauge('unipic_hub_subscribers\\{hub="turn"\\}'),
     conversation_subscribers: gauge('unipic_hub_subscribers\\{hub="conversation"\\}'),
