@@ -1,4 +1,4 @@
-"""Model configurations (docs/model.md section 2.1 for the released dims; "spec" below).
+"""Model configurations (docs/model.md section 2.1 for the released dims).
 
 One dataclass sizes every module, so the same code builds the released Skywork-UniPic-1.5B
 (`unipic-1.5b`) and the small reference model (`tiny`). Values not tied to a checkpoint shape

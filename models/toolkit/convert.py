@@ -1,4 +1,4 @@
-"""Convert the released Skywork-UniPic-1 checkpoint to the unipic-onnx/1 layout (docs/model.md 9.2, 9.3; "spec" below).
+"""Convert the released Skywork-UniPic-1 checkpoint to the unipic-onnx/1 layout (docs/model.md 9.2, 9.3).
 
     cd models && /usr/bin/python3 -m toolkit.convert CHECKPOINT_DIR OUT_DIR [--resolutions 512,1024]
 

@@ -1,4 +1,4 @@
-"""Diffusion head: MAR's SimpleMLPAdaLN with learned-range variance (docs/model.md 3.5 "Inside the diffusion MLP"; "spec" below).
+"""Diffusion head: MAR's SimpleMLPAdaLN with learned-range variance (docs/model.md 3.5 "Inside the diffusion MLP").
 
 Keys follow `mar.diffloss.net.*`. The final LayerNorm has no parameters in the checkpoint; it is
 written with constant weight 1 / bias 0 buffers (non-persistent) so that torch 1.13 exports a

@@ -1,4 +1,4 @@
-"""Diffusion schedule tables and one ancestral DDPM step (docs/model.md 3.5; "spec" below).
+"""Diffusion schedule tables and one ancestral DDPM step (docs/model.md 3.5).
 
 Tables are computed once in float64 (numpy), as guided-diffusion/MAR do, and cast to float32 where
 they meet tensors. The network is fed the *original* timesteps t_k in 0..T-1 (respace.py).

@@ -1,4 +1,4 @@
-"""MAR encoder / decoder (docs/model.md 2.2 steps 1 and 3, 2.3, 4.4; "spec" below).
+"""MAR encoder / decoder (docs/model.md 2.2 steps 1 and 3, 2.3, 4.4).
 
 Keys follow `mar.*` of the checkpoint (timm 0.9 `Block` layout: norm1, attn.qkv, attn.proj, norm2,
 mlp.fc1, mlp.fc2). The graphs take *visible* tokens and their raster indices instead of a mask, so

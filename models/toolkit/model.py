@@ -1,7 +1,7 @@
 """The UniPic wrapper: LLM + MAR + projectors + VAE, split into the same functions as the ONNX roles
 (the unipic-onnx/1 contract, models/README.md), so the reference sampler and the exported graphs share one definition.
 
-State-dict keys = the released checkpoint's (docs/model.md 9.3; "spec" below): `llm.model.*`, `mar.*`, `proj_in.{0,2}`,
+State-dict keys = the released checkpoint's (docs/model.md 9.3): `llm.model.*`, `mar.*`, `proj_in.{0,2}`,
 `proj_out.{0,2}`; the VAE keeps kl16.ckpt's unprefixed keys under `vae.`.
 """
 

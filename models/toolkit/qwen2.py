@@ -1,4 +1,4 @@
-"""Qwen2 decoder, clean-room (docs/model.md 2.1, 2.2 step 2; "spec" below): GQA, RoPE, RMSNorm, QKV bias, tied LM head.
+"""Qwen2 decoder, clean-room (docs/model.md 2.1, 2.2 step 2): GQA, RoPE, RMSNorm, QKV bias, tied LM head.
 
 Module names follow the HF checkpoint keys (`llm.model.layers.{i}.self_attn.q_proj` ...) so the
 converter copies tensors by name. Attention is written out by hand (torch 1.13 has no

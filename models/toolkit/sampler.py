@@ -1,4 +1,4 @@
-"""Reference sampler (docs/model.md sections 3, 4, 5; "spec" below), written against the role functions of model.UniPic so
+"""Reference sampler (docs/model.md sections 3, 4, 5), written against the role functions of model.UniPic so
 that it does exactly what the TypeScript engine does with the ONNX graphs.
 
 Every random draw goes through a `Draws` object and is recorded, so a run can be replayed without
@@ -59,7 +59,7 @@ def mask_len_after(step: int, num_iter: int, L: int, still_masked: int) -> int:
 
 
 def cfg_scale(cfg: float, schedule: str, L: int, mask_len: int) -> float:
-    """Spec 3.4: constant, or linear 1 + (cfg-1)(L - mask_len)/L with the clamped mask_len."""
+    """docs/model.md 3.4: constant, or linear 1 + (cfg-1)(L - mask_len)/L with the clamped mask_len."""
     if schedule == "constant":
         return cfg
     if schedule == "linear":
@@ -160,7 +160,7 @@ class Runner:
     @torch.no_grad()
     def sample(self, pre, B, fill, *, steps, cfg, cfg_schedule, temperature, diffusion_steps, draws,
                trace=None):
-        """Spec 3.3. pre: prefix of R = 2B rows (cond first) or B rows when cfg == 1.
+        """docs/model.md 3.3. pre: prefix of R = 2B rows (cond first) or B rows when cfg == 1.
         Returns tokens [B,L,C] of the cond rows."""
         L, C = self.L, self.cfg.latent_channels
         use_cfg = cfg != 1.0

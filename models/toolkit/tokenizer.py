@@ -4,7 +4,7 @@
   pre-tokenizer regex + ByteLevel + BPE + special added tokens). Used for the tiny model and fixtures.
 - `build_tiny_tokenizer()`: writes the tiny model's tokenizer.json: the 256-byte alphabet, merges
   that make every ShapesWorld word and template word one token, and Qwen's chat special tokens.
-- Prompt templates (docs/model.md 3.1, 4.3, 5, 6; "spec" below): no system turn.
+- Prompt templates (docs/model.md 3.1, 4.3, 5, 6): no system turn.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""KL autoencoder with the module layout of MAR's KL-16 (docs/model.md 9.3 key list, 9.4 details; "spec" below).
+"""KL autoencoder with the module layout of MAR's KL-16 (docs/model.md 9.3 key list, 9.4 details).
 
 Keys (no prefix, as in kl16.ckpt["model"]): encoder.*, decoder.*, quant_conv, post_quant_conv.
 Attention: encoder at the lowest level (after each res block) and in mid; decoder in mid only.

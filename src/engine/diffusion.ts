@@ -3,7 +3,6 @@
  * UniPic-1 (docs/model.md §3.5; guided-diffusion's gaussian_diffusion.py and respace.py, as used by MAR's
  * DiffLoss). Tables are float64; the per-element step runs in float64 and stores float32.
  * Pure functions: no ONNX, no randomness of its own (noise comes in).
- * "spec N" in this file: section N of docs/model.md.
  */
 
 export interface DiffusionConfig {

@@ -2,7 +2,6 @@
  * One generate or edit job as a state machine over MAR iterations (docs/model.md §3.3), so the scheduler
  * can run the iterations of several jobs in one batch (mar.ts). Holds the cond tokens only:
  * the uncond rows always equal them (docs/model.md §3.3 step 4), so they are duplicated when fed.
- * "spec N" in this file: section N of docs/model.md.
  */
 import { makeSchedule, type Schedule } from "./diffusion.js";
 import { cfgScale, planIterations, type IterationPlan } from "./mar.js";

@@ -4,7 +4,6 @@
  * guidance scale of an iteration, and one iteration for a batch of jobs (encoder, LLM, decoder,
  * diffusion head, reveal). The engine calls runIteration once a tick until every job's plan is
  * done; how each stage batches its jobs into one session call is in stages.ts.
- * "spec N" in this file: section N of docs/model.md.
  */
 import type { ImageJob } from "./image-job.js";
 import type { Model } from "./model.js";

@@ -2,7 +2,6 @@
  * The prompt prefix: chat-framed prompts tokenized, right-padded to one length, image
  * placeholders replaced by proj_in rows, and run once through the LLM for its KV cache
  * (docs/model.md §3.1-3.2, 4.3, 5). Each MAR iteration attends to this cache and never extends it.
- * "spec N" in this file: section N of docs/model.md.
  */
 import type { KvCache, Model } from "./model.js";
 import { emptyKv } from "./model.js";

@@ -2,7 +2,6 @@
  * Previews while MAR decodes: `linear` maps each revealed token latent to RGB with the manifest's
  * least-squares 16->3 map (docs/model.md §7, option 1: near free, every step); unrevealed tokens are grey.
  * `vae` decodes the partial latent (masked tokens 0) through the VAE decoder (option 2).
- * "spec N" in this file: section N of docs/model.md.
  */
 import type { Manifest } from "./manifest.js";
 import type { RgbTensor } from "./types.js";

@@ -5,7 +5,6 @@
  * runs all jobs' tokens in one call per DDPM step. Each stage takes and returns plain per-job
  * values (rows = cond (+ uncond)), so no stage writes into a job. Every row is computed as it
  * would be alone, so a batched job gives the same bytes as the job run by itself (test/engine).
- * "spec N" in this file: section N of docs/model.md.
  */
 import { ddpmStep } from "./diffusion.js";
 import type { ImageJob } from "./image-job.js";

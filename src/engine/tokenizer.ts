@@ -2,7 +2,6 @@
  * Text <-> token ids through the model's tokenizer.json (Hugging Face format) with the maintained
  * @huggingface/tokenizers library, loaded from local files only. Chat framing and special ids
  * come from the manifest (Qwen's template without a system turn, docs/model.md §3.1 and 6).
- * "spec N" in this file: section N of docs/model.md.
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";

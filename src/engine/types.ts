@@ -2,7 +2,6 @@
  * Public types of the engine: requests and parameters in, events out, and the client surface the
  * server programs against (EngineClient). No GraphQL, SQL or image files, and nothing of the
  * worker-side core, so protocol.ts and the server import this file alone.
- * "spec N" in this file: section N of docs/model.md.
  */
 import type { Manifest } from "./manifest.js";
 

@@ -2,7 +2,6 @@
  * Image understanding (docs/model.md §5): the image enters the prompt as proj_in rows of the MAR encoder
  * (no SigLIP, as the official code), then greedy decoding one token per scheduler tick until
  * <|im_end|> or maxTokens, with the KV cache growing as usual.
- * "spec N" in this file: section N of docs/model.md.
  */
 import { encodeImage } from "./image-job.js";
 import type { KvCache, Model } from "./model.js";

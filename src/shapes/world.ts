@@ -60,7 +60,7 @@ export function isRelation(v: unknown): v is Relation {
 }
 
 /**
- * The spec's rasterisation test for one pixel centre, in pixel units. dx, dy are the offsets
+ * docs/shapes-world.md's rasterisation test for one pixel centre, in pixel units. dx, dy are the offsets
  * of the pixel centre from the shape centre and r the radius. The operation order matches the
  * Python toolkit exactly so both languages decide boundary pixels the same way.
  */
@@ -126,7 +126,7 @@ export function inRegion(o: Placed, region: Region): boolean {
   return regionsOf(o).includes(region);
 }
 
-/** A {rel} B, with A's half-size as the margin, as the spec words it. */
+/** A {rel} B, with A's half-size as the margin, as docs/shapes-world.md words it. */
 export function relationHolds(a: Placed, rel: Relation, b: Placed): boolean {
   switch (rel) {
     case "left of":

@@ -1,4 +1,4 @@
-/** Pure numerics against the anchors of docs/model.md ("spec" below) and the Python reference's tables. */
+/** Pure numerics against the anchors of docs/model.md and the Python reference's tables. */
 import { describe, expect, it } from "vitest";
 import { ddpmStep, makeSchedule, roundHalfEven, spaceTimesteps } from "../../src/engine/diffusion.js";
 import { cfgScale, planIterations } from "../../src/engine/mar.js";
@@ -8,7 +8,7 @@ import { f32, fixture, maxAbsDiff } from "./fixtures.js";
 const CONFIG = { T: 1000, maxBeta: 0.2, cosineS: 0.008 };
 
 describe("diffusion schedule (docs/model.md §3.5)", () => {
-  it("hits the spec's anchor values for 100 respaced steps", () => {
+  it("hits docs/model.md's anchor values for 100 respaced steps", () => {
     const s = makeSchedule(CONFIG, 100);
     expect(s.betas[0]).toBeCloseTo(4.1284e-5, 9);
     expect(s.betas[1]).toBeCloseTo(6.7984e-4, 8);
@@ -64,7 +64,7 @@ describe("diffusion schedule (docs/model.md §3.5)", () => {
 });
 
 describe("MAR mask schedule (docs/model.md §3.3)", () => {
-  it("matches the reference's tokens per step, including the spec's 4096x32 totals", () => {
+  it("matches the reference's tokens per step, including docs/model.md's 4096x32 totals", () => {
     const ref = fixture("schedule").mask as Record<string, Array<{ mask_len: number; predict: number }>>;
     for (const [key, steps] of Object.entries(ref)) {
       const [L, N] = key.split("x").map(Number) as [number, number];

@@ -61,7 +61,7 @@ def _check_object(o: dict, where: str = "object") -> None:
 
 def _window_mask(shape: str, cx: float, cy: float, s: float, size: int,
                  x0: int, x1: int, y0: int, y1: int) -> np.ndarray:
-    """The spec's rasterisation rule on pixels x0..x1-1, y0..y1-1 of an N = size canvas.
+    """docs/shapes-world.md's rasterisation rule on pixels x0..x1-1, y0..y1-1 of an N = size canvas.
 
     The arithmetic order (px - cx*N, r = s*N, (dy + r) / 2, dx*dx + dy*dy <= r*r) is mirrored
     in src/shapes/world.ts so both languages make identical float decisions on boundary pixels.

@@ -1,4 +1,4 @@
-"""Schedule numerics against the spec's anchor values (docs/model.md 3.5, 3.3; "spec" below)."""
+"""Schedule numerics against docs/model.md's anchor values (docs/model.md 3.5, 3.3)."""
 
 import math
 

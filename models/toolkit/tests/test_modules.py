@@ -1,4 +1,4 @@
-"""Shapes of every module (tiny) and the released parameter counts (docs/model.md 9.1; "spec" below) at full width."""
+"""Shapes of every module (tiny) and the released parameter counts (docs/model.md 9.1) at full width."""
 
 import pytest
 import torch
