@@ -8,15 +8,10 @@
  *     MODEL_DIR=models/unipic-tiny npx tsx scripts/readme-chain.ts [SEEDS=40]
  */
 import { loadEngine } from "../src/cli/engine.js";
+import { final } from "../src/cli/eval.js";
 import { loadConfig } from "../src/config.js";
-import type { Engine } from "../src/engine/engine.js";
-import type { JobEvent, JobRequest, RgbTensor } from "../src/engine/types.js";
+import type { RgbTensor } from "../src/engine/types.js";
 import { detect } from "../src/shapes/detect.js";
-
-async function final(engine: Engine, request: JobRequest): Promise<Extract<JobEvent, { type: "done" }>> {
-  for await (const e of engine.submit(request).events) if (e.type === "done") return e;
-  throw new Error("the job ended without a result");
-}
 
 const oneCircle = (image: RgbTensor, color: string): boolean => {
   const found = detect(image.rgb, image.width);

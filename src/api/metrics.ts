@@ -77,24 +77,21 @@ export function createMetrics(store: Store, defaults = true, quotas?: QuotaGuard
  * load both return to what the open subscriptions explain (the soak bench reads them).
  */
 function hubMetrics(registry: Registry, hubs: Record<"turn" | "conversation", HubStats>): void {
-  new Gauge({
-    name: "unipic_hub_subscribers",
-    help: "Live subscribers of this process's event hubs, by hub (turn, conversation).",
-    labelNames: ["hub"] as const,
-    registers: [registry],
-    collect() {
-      for (const [hub, stats] of Object.entries(hubs)) this.set({ hub }, stats.size);
-    },
-  });
-  new Gauge({
-    name: "unipic_hub_topics",
-    help: "Topics (turns, conversations) with a live subscriber in this process's event hubs, by hub.",
-    labelNames: ["hub"] as const,
-    registers: [registry],
-    collect() {
-      for (const [hub, stats] of Object.entries(hubs)) this.set({ hub }, stats.topicCount);
-    },
-  });
+  const gauges: Array<[name: string, help: string, read: (stats: HubStats) => number]> = [
+    ["unipic_hub_subscribers", "Live subscribers of this process's event hubs, by hub (turn, conversation).", (stats) => stats.size],
+    ["unipic_hub_topics", "Topics (turns, conversations) with a live subscriber in this process's event hubs, by hub.", (stats) => stats.topicCount],
+  ];
+  for (const [name, help, read] of gauges) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ["hub"] as const,
+      registers: [registry],
+      collect() {
+        for (const [hub, stats] of Object.entries(hubs)) this.set({ hub }, read(stats));
+      },
+    });
+  }
 }
 
 /** Scaled out: the shared queue and its workers, read from Redis at scrape time. */

@@ -14,12 +14,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { createClient, type Client } from "graphql-ws";
+import type { Client } from "graphql-ws";
 import { Redis } from "ioredis";
 import pg from "pg";
-import WebSocket from "ws";
 import type { Config } from "../config.js";
 import { AppError } from "../errors.js";
+import { BenchApi } from "./bench-api.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
@@ -50,23 +50,7 @@ const MUTATIONS = {
 };
 
 /** One API node's address and key, and how to run turns on it. */
-class Api {
-  constructor(
-    readonly url: string,
-    readonly key: string,
-  ) {}
-
-  async gql(query: string, variables: Record<string, unknown> = {}): Promise<any> {
-    const res = await fetch(`${this.url}/graphql`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${this.key}` }, body: JSON.stringify({ query, variables }) });
-    const body = (await res.json()) as { data?: any; errors?: unknown[] };
-    if (body.errors !== undefined) throw new Error(JSON.stringify(body.errors));
-    return body.data;
-  }
-
-  client(): Client {
-    return createClient({ url: `${this.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${this.key}` }, retryAttempts: 0 });
-  }
-
+class Api extends BenchApi {
   /** Sends a turn and follows it; resolves with ms to the first preview and to the end. */
   async turn(client: Client, conversationId: string, params: Record<string, unknown>): Promise<{ firstPreviewMs: number | null; ms: number }> {
     const t0 = performance.now();

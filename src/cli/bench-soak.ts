@@ -20,11 +20,11 @@ import { readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { createClient, type Client } from "graphql-ws";
+import type { Client } from "graphql-ws";
 import pg from "pg";
-import WebSocket from "ws";
 import type { Config } from "../config.js";
 import { encodePngSync } from "../images/png.js";
+import { BenchApi } from "./bench-api.js";
 import { rssOf, startServer, stop } from "./bench-memory.js";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -68,22 +68,6 @@ class Tally {
   }
 }
 
-class Api {
-  constructor(
-    readonly url: string,
-    readonly key: string,
-  ) {}
-  async gql(query: string, variables: Record<string, unknown> = {}): Promise<any> {
-    const res = await fetch(`${this.url}/graphql`, { method: "POST", headers: { "content-type": "application/json", authorization: `Bearer ${this.key}` }, body: JSON.stringify({ query, variables }) });
-    const body = (await res.json()) as { data?: any; errors?: Array<{ extensions?: { code?: string } }> };
-    if (body.errors !== undefined) throw new Error(JSON.stringify(body.errors.map((e) => ({ code: e.extensions?.code }))));
-    return body.data;
-  }
-  client(): Client {
-    return createClient({ url: `${this.url.replace("http", "ws")}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${this.key}` }, retryAttempts: 0, lazy: false });
-  }
-}
-
 /** Follows one subscription to its end; resolves with the events' kinds. */
 async function follow(client: Client, query: string, id: string, onEvent: (e: any) => boolean | void = () => undefined): Promise<void> {
   for await (const r of client.iterate<any>({ query, variables: { id } })) {
@@ -98,12 +82,12 @@ class Generator {
   readonly watchers = new Set<(turnId: string, conversationId: string) => void>();
   private lastImage: string | null = null;
   constructor(
-    readonly api: Api,
+    readonly api: BenchApi,
     private readonly tally: Tally,
   ) {}
 
   async run(until: () => boolean): Promise<void> {
-    const client = this.api.client();
+    const client = this.api.client(false);
     try {
       for (let i = 0; !until(); i++) {
         if (i % 20 === 0) this.conversationId = (await this.api.gql(Q.conversation)).createConversation.id;
@@ -143,10 +127,10 @@ class Generator {
 }
 
 /** A subscriber of one generator: its conversation's events and every new turn's previews. */
-async function subscriber(api: Api, gen: Generator, tally: Tally, until: () => boolean, seed: number): Promise<void> {
+async function subscriber(api: BenchApi, gen: Generator, tally: Tally, until: () => boolean, seed: number): Promise<void> {
   const reconnectMs = 120_000 + ((seed * 7919) % 120_000);
   while (!until()) {
-    const client = api.client();
+    const client = api.client(false);
     const opened = performance.now();
     let conversation: { id: string; stop: () => void } | null = null;
     const turns = new Set<Promise<void>>();
@@ -170,7 +154,7 @@ async function subscriber(api: Api, gen: Generator, tally: Tally, until: () => b
   }
 }
 
-async function historyClient(api: Api, tally: Tally, until: () => boolean): Promise<void> {
+async function historyClient(api: BenchApi, tally: Tally, until: () => boolean): Promise<void> {
   while (!until()) {
     try {
       let after: string | null = null;
@@ -197,7 +181,7 @@ async function historyClient(api: Api, tally: Tally, until: () => boolean): Prom
   }
 }
 
-async function uploader(api: Api, tally: Tally, until: () => boolean): Promise<void> {
+async function uploader(api: BenchApi, tally: Tally, until: () => boolean): Promise<void> {
   for (let i = 0; !until(); i++) {
     const png = encodePngSync(new Uint8Array(randomBytes(64 * 64 * 3)), 64, 64);
     const body = i % 10 === 9 ? png.subarray(0, png.length >> 1) : png; // a truncated file now and then
@@ -227,7 +211,7 @@ interface Sample {
 }
 
 /** The server's state from outside: /proc, /metrics, and pg_stat_activity on PostgreSQL. */
-async function sample(pid: number, admin: Api, db: { client: pg.Client; name: string } | null, t0: number): Promise<Sample> {
+async function sample(pid: number, admin: BenchApi, db: { client: pg.Client; name: string } | null, t0: number): Promise<Sample> {
   const text = await (await fetch(`${admin.url}/metrics`, { headers: { authorization: `Bearer ${admin.key}` } })).text();
   const gauge = (pattern: string): number => Number(new RegExp(`^${pattern} (\\S+)$`, "m").exec(text)?.[1] ?? NaN);
   const gauges = {
@@ -272,13 +256,13 @@ export async function runSoak(config: Config, minutes: number, emit: (m: Record<
   try {
     const out = stdout();
     const url = /listening on (http:\/\/\S+)\/graphql/.exec(out)![1]!;
-    const admin = new Api(url, /^API key: (\S+)$/m.exec(out)![1]!);
+    const admin = new BenchApi(url, /^API key: (\S+)$/m.exec(out)![1]!);
     const t0 = performance.now();
     const samples: Sample[] = [await sample(child.pid!, admin, db, t0)];
     const idle = samples[0]!;
     const end = t0 + minutes * 60_000;
     const until = (): boolean => performance.now() >= end;
-    const users = await Promise.all(Array.from({ length: 8 }, async (_, i) => new Api(url, (await admin.gql(Q.user, { name: `soak-${i}` })).createUser.apiKey)));
+    const users = await Promise.all(Array.from({ length: 8 }, async (_, i) => new BenchApi(url, (await admin.gql(Q.user, { name: `soak-${i}` })).createUser.apiKey)));
     const gens = users.map((api) => new Generator(api, tally));
     const load = [
       ...gens.map((g) => g.run(until)),

@@ -20,7 +20,7 @@ import { numberOption, parseArgs, stringOption, type Parsed } from "./options.js
 import { Progress } from "./progress.js";
 
 /** The done event of one job run to the end. */
-async function final(engine: Engine, request: JobRequest): Promise<Extract<JobEvent, { type: "done" }>> {
+export async function final(engine: Engine, request: JobRequest): Promise<Extract<JobEvent, { type: "done" }>> {
   for await (const e of engine.submit(request).events) if (e.type === "done") return e;
   throw new Error("the job ended without a result");
 }

@@ -47,16 +47,7 @@ export async function waitReady(client: Redis, ms = 10_000): Promise<void> {
 
 /** Is Redis answering now? (readiness; never waits on the offline queue for long) */
 export async function pingRedis(client: Redis, ms = 1000): Promise<boolean> {
-  if (client.status !== "ready") return false;
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([client.ping().then((r) => r === "PONG"), timeout]);
-  } catch {
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
+  return (await whileReachable(client, async () => (await client.ping()) === "PONG", ms)) ?? false;
 }
 
 /** Closes a connection, waiting for its pending replies when Redis answers. */
@@ -67,7 +58,7 @@ export async function closeRedis(client: Redis): Promise<void> {
 
 /**
  * A read that a client waits on (a queue position, a scrape): its answer while Redis is
- * connected, and null (unknown) at once while it is away or slower than `ms`. Commands queue
+ * connected, and null (unknown) at once while it is away, slower than `ms`, or fails. Commands queue
  * offline until Redis returns (openRedis), which suits writes but would hang a reply for the
  * whole outage.
  */
@@ -77,6 +68,8 @@ export async function whileReachable<T>(client: Redis, read: () => Promise<T>, m
   const timeout = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)));
   try {
     return await Promise.race([read(), timeout]);
+  } catch {
+    return null;
   } finally {
     clearTimeout(timer);
   }
