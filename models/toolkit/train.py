@@ -26,7 +26,8 @@ Prompts go through toolkit.tokenizer exactly as sampler.Runner builds them.
 
 AdamW (0.9, 0.95, wd 0.02 on matrices), linear warm-up + cosine to 0.1x, grad clip, EMA (evaluated
 and exported). bf16: autocast on CUDA; on CPU only the matmuls run in bf16 (master weights, norms,
-softmax and the diffusion math stay fp32), which is 4-5x faster on AVX512-BF16 CPUs
+softmax and the diffusion math stay fp32), which is 4-5x faster on AVX512-BF16 CPUs; `--bf16 auto`
+uses it only on CPUs that have bf16 instructions, as emulated bf16 is 20x slower than fp32
 (docs/stack.md section 3).
 
 Everything random in a step is a pure function of (--seed, step): batches are rendered from
@@ -58,7 +59,7 @@ from .model import UniPic, param_count
 # train_export (sweep and export).
 from .train_data import BatchStream, make_batch, tiny_tokenizer, to_device_batch
 from .train_export import export_weights, sweep_sampling
-from .train_losses import Objective
+from .train_losses import Objective, fast_cpu_bf16
 from .train_stage_a import StageA
 from .train_static import StaticObjective, StepChooser, static_pads
 from .train_state import EMA, Log, fmt_duration, unipic_state_dict, atomic_save, init_train, rng_state, set_rng_state, \
@@ -94,7 +95,8 @@ class Trainer:
         self.log = Log(self.out)
         self.size = self.cfg.default_resolution
         self.cuda = self.dev.type == "cuda"
-        self.bf16 = {"auto": True, "on": True, "off": False}[args.bf16]
+        # auto: bf16 on CUDA, and on a CPU only where it multiplies bf16 natively (fast_cpu_bf16)
+        self.bf16 = {"auto": self.cuda or fast_cpu_bf16(), "on": True, "off": False}[args.bf16]
         self.static = {"auto": self.cuda, "on": True, "off": False}[args.static]
         if self.cuda:
             try:  # fp32 leftovers (VAE encode, losses) on tensor cores

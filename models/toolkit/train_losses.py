@@ -23,6 +23,26 @@ from .train_data import tiny_tokenizer
 # bf16 on CPU: matmul inputs in bf16, everything else fp32 (docs/stack.md section 3)
 
 
+FAST_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 flags of native bf16 dot products
+
+
+def fast_cpu_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX), from /proc/cpuinfo's flags.
+    Without them oneDNN emulates bf16 and a training step is 20x slower than in fp32: measured on a
+    2-core AMD EPYC with AVX2 only, 138 s for the first step against 6.7 s in fp32."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as f:
+                cpuinfo = f.read()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return any(f in flags for f in FAST_BF16_FLAGS)
+
+
 @contextlib.contextmanager
 def cpu_bf16_matmuls(enabled=True):
     if not enabled:

@@ -163,6 +163,15 @@ def test_min_snr_weighting():
     assert float(runs[1][0]) < float(runs[0][0]) - 0.1     # ~26% of rows weighted down
 
 
+def test_bf16_matmuls_only_where_the_cpu_has_bf16_instructions():
+    epyc = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\nprocessor\t: 1\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    xeon = "flags\t\t: fpu avx2 avx512f avx512_bf16 amx_tile\n"
+    assert not TL.fast_cpu_bf16(epyc)
+    assert TL.fast_cpu_bf16(xeon)
+    assert TL.fast_cpu_bf16("flags : avx2 amx_bf16 amx_tile")
+    assert not TL.fast_cpu_bf16("")
+
+
 def test_vae_standardize_is_exact():
     torch.manual_seed(0)
     from toolkit.vae import AutoencoderKL
