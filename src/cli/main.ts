@@ -60,7 +60,20 @@ async function admin(config: Config, request: AdminRequest): Promise<Record<stri
   }
 }
 
+/** `unipic --help`, `unipic help` or `unipic CMD --help`: the usage (of CMD's lines when it has
+ * some) on stdout, exit 0, before any option is parsed (so `--help` is never read as `--help VALUE`). */
+function help(argv: string[]): number | null {
+  if (!argv.some((a) => a === "--help" || a === "-h") && argv[0] !== "help") return null;
+  const command = argv[0] === "help" ? argv[1] : argv[0];
+  const lines = USAGE.split("\n");
+  const own = lines.filter((l) => command !== undefined && !command.startsWith("-") && l.trimStart().startsWith(`${command} `));
+  console.log(own.length > 0 ? [`usage: unipic ${command}`, ...own, lines[lines.length - 1]].join("\n") : USAGE);
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
+  const helped = help(argv);
+  if (helped !== null) return helped;
   const [command, sub, ...rest] = argv;
   if (command === "serve") {
     await import("../main.js");

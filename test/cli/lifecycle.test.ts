@@ -79,4 +79,16 @@ describe("server process and CLI", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("usage: unipic");
   });
+
+  it("answers --help on stdout with exit 0, for the whole tool and for one command", async () => {
+    const all = await runCli(["--help"], env());
+    expect(all.code).toBe(0);
+    expect(all.stdout).toContain("usage: unipic <command>");
+    const evalHelp = await runCli(["eval", "--help"], env());
+    expect(evalHelp.code).toBe(0);
+    expect(evalHelp.stdout).toContain("usage: unipic eval");
+    expect(evalHelp.stdout).toContain("--questions N");
+    expect(evalHelp.stdout).not.toContain("users add");
+    expect((await runCli(["help", "generate"], env())).stdout).toContain("generate PROMPT -o out.png");
+  });
 });
