@@ -1,0 +1,110 @@
+"""Why edits fail: each edit's output sorted into failure modes, per edit form (issue #17, item 2).
+
+    cd models
+    /usr/bin/python3 -m toolkit.edit_modes --weights checkpoints/unipic-tiny-ema-fp16.pt --edits 160
+
+ShapesEval's edit score is all or nothing: the detected result must equal the expected scene. This
+splits a failure into what went wrong, from the same detections, and prints one JSON object with
+the share of cases per form in which:
+
+- `done`: the named change happened, whatever else did (recolour: the object, in its place, now has
+  the new colour; remove: it is gone; add / move: the object is in the named region);
+- `kept`: every object the instruction does not name is still there (shape, colour, place);
+- `extra` / `missing`: more / fewer objects detected than expected (a two-coloured object, or the
+  debris of a removed one, is detected as an object of its own);
+- `source`: the output is the source (every source object found, nothing else): the instruction
+  was ignored;
+- `old_left` (recolour, move): the object is still there as it was;
+- `near_miss`: the change is almost right: recolour, an object of the right shape at the place in any
+  colour; remove, no object of that shape left at the place in any colour; add / move, an object of
+  the right colour in the region in any shape.
+
+Sampling: the manifest defaults of --model-dir, overridden by --sampling / --edit-sampling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+
+import torch
+
+from . import shapes as S
+from .evaluate import build_cases, load_tokenizer, load_torch, run_cases
+from .shapes.score import _near
+from .shapes.world import in_region
+
+MODES = ("score", "done", "kept", "extra", "missing", "source", "old_left", "near_miss")
+
+
+def _same(o: dict, d: dict) -> bool:
+    return d.get("shape") == o["shape"] and d.get("color") == o["color"] and _near(o, d)
+
+
+def classify(case: dict, detected) -> dict:
+    """One edit case (ShapesEval form) and the detections of its output -> {mode: bool} (MODES)."""
+    src, exp, form = case["scene"], case["expect"], S.edit_form(case)
+    named = [e for e in exp if e not in src]             # the recoloured / added / moved object
+    before = [o for o in src if o not in exp]            # the source object the edit touches
+    untouched = [e for e in exp if e in src]
+    m = {"score": S.score_edit(case, detected) == 1.0,
+         "kept": all(any(_same(e, d) for d in detected) for e in untouched),
+         "extra": len(detected) > len(exp), "missing": len(detected) < len(exp),
+         "source": len(detected) == len(src) and all(any(_same(o, d) for d in detected) for o in src),
+         "old_left": bool(before) and any(_same(before[0], d) for d in detected)}
+    if form == "recolor":
+        new = named[0]
+        m["done"] = any(_same(new, d) for d in detected)
+        m["near_miss"] = any(d.get("shape") == new["shape"] and _near(new, d) for d in detected)
+    elif form == "remove":
+        m["done"] = not m["old_left"]
+        m["near_miss"] = not any(d.get("shape") == before[0]["shape"] and _near(before[0], d) for d in detected)
+    elif form in ("add", "move"):
+        new = named[0]
+        m["done"] = any(d.get("shape") == new["shape"] and d.get("color") == new["color"]
+                        and in_region(d, new["region"]) for d in detected)
+        m["near_miss"] = any(d.get("color") == new["color"] and in_region(d, new["region"]) for d in detected)
+    else:  # repeat / other: nothing is named
+        m["done"] = m["near_miss"] = m["source"]
+    return m
+
+
+def summarize(rows) -> dict:
+    """[(form, classify(...))] -> {form: {"n": n, mode: share}}."""
+    counts: dict[str, Counter] = {}
+    for form, m in rows:
+        c = counts.setdefault(form, Counter())
+        c["n"] += 1
+        c.update({k: int(v) for k, v in m.items()})
+    return {f: {"n": c["n"], **{k: round(c[k] / c["n"], 3) for k in MODES}} for f, c in counts.items()}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m toolkit.edit_modes", description=__doc__.split("\n")[0])
+    ap.add_argument("--weights", required=True, help="UniPic state dict / trainer checkpoint")
+    ap.add_argument("--model-dir", default="unipic-tiny", help="manifest with the sampling defaults ('' for the config's)")
+    ap.add_argument("--edits", type=int, default=160, help="edit cases (the four forms in turn)")
+    ap.add_argument("--case-seed", type=int, default=4242, help="as toolkit.proxy's case set")
+    ap.add_argument("--draw-seed", type=int, default=7)
+    ap.add_argument("--sampling", help="JSON sampling overrides")
+    ap.add_argument("--edit-sampling", help="JSON overrides for edits only")
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    model = load_torch(a.model_dir or None, a.weights)
+    if a.sampling:
+        model.cfg = model.cfg.replace(sampling={**model.cfg.sampling, **json.loads(a.sampling)})
+    if a.edit_sampling:
+        model.cfg = model.cfg.replace(edit_sampling={**model.cfg.edit_sampling, **json.loads(a.edit_sampling)})
+    tok = load_tokenizer(a.model_dir or None, model.cfg)
+    rows = []
+    run_cases(model, tok, build_cases(0, 0, a.edits, a.case_seed, 0), draw_seed=a.draw_seed,
+              on_output=lambda c, det: rows.append((S.edit_form(c), classify(c, det))))
+    report = summarize(rows)
+    print(json.dumps(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()

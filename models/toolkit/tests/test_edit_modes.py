@@ -1,0 +1,58 @@
+"""toolkit.edit_modes: the failure modes of an edit, from the detections of rendered outputs."""
+
+import random
+
+from toolkit import shapes as S
+from toolkit.edit_modes import MODES, classify, summarize
+from toolkit.shapes.cases import _edit_case
+
+SIZE = 64
+
+
+def _case(form, seed):
+    return _edit_case(random.Random(seed), form)
+
+
+def _det(scene):
+    return S.detect(S.render(scene, SIZE))
+
+
+def test_the_right_output_is_done_kept_and_scores():
+    for form in ("recolor", "remove", "add", "move"):
+        for seed in range(6):
+            case, target = _case(form, seed)
+            m = classify(case, _det(target))
+            assert set(m) == set(MODES)
+            assert m["score"] and m["done"] and m["kept"] and m["near_miss"], (form, seed, m)
+            assert not (m["extra"] or m["missing"] or m["source"] or m["old_left"]), (form, seed, m)
+
+
+def test_the_source_returned_is_an_ignored_instruction():
+    for form in ("recolor", "remove", "move"):
+        for seed in range(6):
+            case, _ = _case(form, seed)
+            m = classify(case, _det(case["scene"]))
+            assert m["source"] and m["old_left"] and m["kept"], (form, seed, m)
+            assert not (m["score"] or m["done"]), (form, seed, m)
+    case, _ = _case("add", 0)
+    m = classify(case, _det(case["scene"]))
+    assert m["source"] and m["missing"] and not m["done"]
+
+
+def test_a_two_coloured_recolour_fails_as_an_extra_object():
+    case, target = _case("recolor", 3)
+    new = next(o for o in target if o not in case["scene"])
+    old = next(o for o in case["scene"] if o not in target)
+    # the object half in its old colour, half in the new one, as tokens that disagree draw it
+    halves = [dict(old, s=new["s"] / 2, cx=new["cx"] - new["s"] / 2), dict(new, s=new["s"] / 2, cx=new["cx"] + new["s"] / 2)]
+    m = classify(case, _det([o for o in target if o is not new] + halves))
+    assert not m["score"]
+    assert m["extra"] and m["kept"] and not m["missing"]
+
+
+def test_summary_is_shares_per_form():
+    case, target = _case("recolor", 1)
+    rows = [("recolor", classify(case, _det(target))), ("recolor", classify(case, _det(case["scene"])))]
+    s = summarize(rows)
+    assert s["recolor"]["n"] == 2
+    assert s["recolor"]["score"] == 0.5 and s["recolor"]["source"] == 0.5 and s["recolor"]["kept"] == 1.0
