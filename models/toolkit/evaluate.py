@@ -1,4 +1,4 @@
-"""ShapesEval of a UniPic model with the reference sampler (docs/shapes-world.md section 5 output).
+"""ShapesEval of a UniPic model with the reference sampler (docs/shapesworld.md section 5 output).
 
     cd models
     /usr/bin/python3 -m toolkit.evaluate --model-dir unipic-tiny --json                 # ONNX graphs
@@ -219,7 +219,7 @@ def main(argv=None):
     ap.add_argument("--model-dir", help="exported folder (manifest.json, graphs, tokenizer.json)")
     ap.add_argument("--weights", help="UniPic state dict / trainer checkpoint: run the torch modules")
     ap.add_argument("--config", default="tiny", help="without --model-dir")
-    ap.add_argument("--cases", help="JSONL case file (docs/shapes-world.md section 5) instead of fresh cases")
+    ap.add_argument("--cases", help="JSONL case file (docs/shapesworld.md section 5) instead of fresh cases")
     ap.add_argument("--n-per-category", type=int, default=50)
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--questions", type=int, default=300)

@@ -134,7 +134,7 @@ class ByteLevelBPE:
 
 
 # ---------------------------------------------------------------------------------------------
-# The tiny model's vocabulary (ShapesWorld, docs/shapes-world.md sections 1-3, plus the templates)
+# The tiny model's vocabulary (ShapesWorld, docs/shapesworld.md sections 1-3, plus the templates)
 
 TINY_WORDS = """
 circle circles square squares triangle triangles shape shapes object objects

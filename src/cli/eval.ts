@@ -1,5 +1,5 @@
 /**
- * `unipic eval`: ShapesEval (docs/shapes-world.md) run by this engine, with the TypeScript renderer
+ * `unipic eval`: ShapesEval (docs/shapesworld.md) run by this engine, with the TypeScript renderer
  * and detector, printing the JSON summary; and `--geneval METADATA.jsonl --out DIR`, which writes
  * generations in the folder layout GenEval's scorer reads (DIR/00000/metadata.jsonl,
  * DIR/00000/samples/0000.png, ...), for the real weights.

@@ -1,4 +1,4 @@
-// ShapesEval cases: the JSONL format of docs/shapes-world.md section 5, its validation
+// ShapesEval cases: the JSONL format of docs/shapesworld.md section 5, its validation
 // (anyone can bring their own case file, so errors name the line and the field), and seeded
 // random generation of fresh cases in exactly the prompt forms of its section 3. Mirrors the
 // generators in models/toolkit/shapes/cases.py (same forms and rules; the random streams differ

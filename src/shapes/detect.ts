@@ -12,7 +12,7 @@ export const MIN_IOU = 0.85;
 /** A bbox more elongated than this is a bar, not one of our shapes. */
 export const MAX_ASPECT = 1.5;
 
-// Fitting grid in pixels. Every candidate is the rasterisation rule (docs/shapes-world.md 1) of a shape whose
+// Fitting grid in pixels. Every candidate is the rasterisation rule (docs/shapesworld.md 1) of a shape whose
 // centre and radius are within a fraction of a pixel of what the bbox suggests, so a rendered
 // shape matches a candidate (nearly) exactly at any size, and a shape of another kind cannot.
 // Fill-ratio thresholds, by contrast, confuse small circles (fill ~0.9) with squares.

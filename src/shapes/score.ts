@@ -1,4 +1,4 @@
-// ShapesEval scoring (docs/shapes-world.md sections 3 and 5). Mirrors the scorers in
+// ShapesEval scoring (docs/shapesworld.md sections 3 and 5). Mirrors the scorers in
 // models/toolkit/shapes/score.py; test/fixtures/shapes-scored.json pins both to the same numbers.
 import type { Case, EditCase, ExpectObject, GenerateCase, UnderstandCase } from "./cases.js";
 import { COUNT_WORDS, inRegion, relationHolds, type Color, type Placed, type SceneObject, type Shape } from "./world.js";

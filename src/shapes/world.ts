@@ -1,4 +1,4 @@
-// ShapesWorld (docs/shapes-world.md): vocabulary, rasterisation, region and relation
+// ShapesWorld (docs/shapesworld.md): vocabulary, rasterisation, region and relation
 // words, and scene sampling. Mirrors models/toolkit/shapes.py; both must render identically
 // (golden PNGs in test/fixtures/shapes-golden pin every pixel in each language).
 import type { Rng } from "./rng.js";
@@ -60,7 +60,7 @@ export function isRelation(v: unknown): v is Relation {
 }
 
 /**
- * docs/shapes-world.md's rasterisation test for one pixel centre, in pixel units. dx, dy are the offsets
+ * docs/shapesworld.md's rasterisation test for one pixel centre, in pixel units. dx, dy are the offsets
  * of the pixel centre from the shape centre and r the radius. The operation order matches the
  * Python toolkit exactly so both languages decide boundary pixels the same way.
  */
@@ -126,7 +126,7 @@ export function inRegion(o: Placed, region: Region): boolean {
   return regionsOf(o).includes(region);
 }
 
-/** A {rel} B, with A's half-size as the margin, as docs/shapes-world.md words it. */
+/** A {rel} B, with A's half-size as the margin, as docs/shapesworld.md words it. */
 export function relationHolds(a: Placed, rel: Relation, b: Placed): boolean {
   switch (rel) {
     case "left of":

@@ -18,7 +18,7 @@ const FORMS: Record<string, RegExp> = {
 };
 
 describe("case generation", () => {
-  it("writes every generation category in docs/shapes-world.md's prompt form, with a target that scores 1", () => {
+  it("writes every generation category in docs/shapesworld.md's prompt form, with a target that scores 1", () => {
     const rng = new Rng(3);
     for (const cat of GEN_CATEGORIES) {
       for (let k = 0; k < 10; k++) {

@@ -30,7 +30,7 @@ describe("detect", () => {
 
   it("is mostly right at 32 px, where exactness is impossible", () => {
     // A 0.02 gap is under a pixel at 32 px (same-colour objects can touch) and an s = 0.09
-    // circle can rasterise as a full 5x5 square (docs/shapes-world.md section 1: 64 px is the minimum).
+    // circle can rasterise as a full 5x5 square (docs/shapesworld.md section 1: 64 px is the minimum).
     const rng = new Rng(32);
     let ok = 0;
     for (let k = 0; k < 300; k++) {

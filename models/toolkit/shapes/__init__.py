@@ -1,4 +1,4 @@
-"""ShapesWorld and ShapesEval (docs: docs/shapes-world.md).
+"""ShapesWorld and ShapesEval (docs: docs/shapesworld.md).
 
 The reference tiny model is trained and judged on this synthetic world, so this package is both the
 training-data source (samplers in cases.py) and the judge (detector + scorers). The TypeScript twin in

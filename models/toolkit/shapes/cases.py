@@ -1,5 +1,5 @@
 """ShapesEval cases: generation of random cases (and the trainer's samplers drawn from the same
-templates), case validation and the JSONL case format (docs/shapes-world.md sections 3 and 5)."""
+templates), case validation and the JSONL case format (docs/shapesworld.md sections 3 and 5)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ LAYOUTS = ("random", "canonical", "fixed")  # fixed: the canonical slots without
 
 
 # ---------------------------------------------------------------------------------------------
-# Case generation (docs/shapes-world.md sections 3 and 5). Each generator returns the case plus a concrete target
+# Case generation (docs/shapesworld.md sections 3 and 5). Each generator returns the case plus a concrete target
 # scene that satisfies it, which is what the trainer renders as the image to learn.
 
 

@@ -1,4 +1,4 @@
-"""The ShapesWorld detector: an RGB image -> the objects in it (docs/shapes-world.md section 4).
+"""The ShapesWorld detector: an RGB image -> the objects in it (docs/shapesworld.md section 4).
 
 This is the judge of generated and edited images; src/shapes/ mirrors it in TypeScript.
 """
@@ -24,7 +24,7 @@ MIN_IOU = 0.85  # best fitted-shape IoU below this: a blob, reported as shape "u
 MAX_ASPECT = 1.5  # bbox aspect beyond this: a bar, not one of our shapes
 
 
-# Fitting grid, in pixels: every candidate is docs/shapes-world.md's own rasterisation of a shape whose centre
+# Fitting grid, in pixels: every candidate is docs/shapesworld.md's own rasterisation of a shape whose centre
 # and radius sit within a fraction of a pixel of what the bounding box suggests. A rendered shape
 # then matches one candidate (nearly) exactly, whatever its size, while a shape of another kind
 # cannot: fill-ratio thresholds, by contrast, confuse small circles (fill ~0.9) with squares.

@@ -1,5 +1,5 @@
 """ShapesEval scoring: a case against detected objects (or an answer), and the summary of results
-(docs/shapes-world.md sections 3 and 5). Summaries must agree with the TypeScript twin to the last bit."""
+(docs/shapesworld.md sections 3 and 5). Summaries must agree with the TypeScript twin to the last bit."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ _EDIT_VERBS = {"make": "recolor", "remove": "remove", "add": "add", "move": "mov
 
 
 # ---------------------------------------------------------------------------------------------
-# Scoring (docs/shapes-world.md sections 3 and 5). `detected` is detect()'s output, or any scene-like dicts.
+# Scoring (docs/shapesworld.md sections 3 and 5). `detected` is detect()'s output, or any scene-like dicts.
 
 
 def _assign(expected: Sequence[dict], detected: Sequence[dict], ok, used=None, acc=None):
@@ -83,7 +83,7 @@ def score_understand(case: dict, answer: str) -> float:
 
 
 def score_edit(case: dict, detected: Sequence[dict]) -> float:
-    """1.0 when the detected result equals the expected scene (docs/shapes-world.md section 3), else 0.0."""
+    """1.0 when the detected result equals the expected scene (docs/shapesworld.md section 3), else 0.0."""
     expect = case["expect"]
     if len(detected) != len(expect):
         return 0.0

@@ -1,5 +1,5 @@
 """ShapesWorld itself: the vocabulary (shapes, palette, regions, relations), the renderer and the
-region / relation words (docs/shapes-world.md sections 1 and 2).
+region / relation words (docs/shapesworld.md sections 1 and 2).
 
 Scenes are lists of plain dicts {"shape","color","cx","cy","s"} (fractions of the canvas side) so
 that they serialise to the JSONL case format unchanged.
@@ -15,7 +15,7 @@ import numpy as np
 
 
 # ---------------------------------------------------------------------------------------------
-# Vocabulary (docs/shapes-world.md sections 1 and 2)
+# Vocabulary (docs/shapesworld.md sections 1 and 2)
 
 SHAPES = ("circle", "square", "triangle")
 PALETTE = {
@@ -61,7 +61,7 @@ def _check_object(o: dict, where: str = "object") -> None:
 
 def _window_mask(shape: str, cx: float, cy: float, s: float, size: int,
                  x0: int, x1: int, y0: int, y1: int) -> np.ndarray:
-    """docs/shapes-world.md's rasterisation rule on pixels x0..x1-1, y0..y1-1 of an N = size canvas.
+    """docs/shapesworld.md's rasterisation rule on pixels x0..x1-1, y0..y1-1 of an N = size canvas.
 
     The arithmetic order (px - cx*N, r = s*N, (dy + r) / 2, dx*dx + dy*dy <= r*r) is mirrored
     in src/shapes/world.ts so both languages make identical float decisions on boundary pixels.
@@ -137,7 +137,7 @@ def in_region(o: dict, region: str) -> bool:
 
 
 def relation_holds(a: dict, rel: str, b: dict) -> bool:
-    """A {rel} B, using A's half-size as the margin, as docs/shapes-world.md words it."""
+    """A {rel} B, using A's half-size as the margin, as docs/shapesworld.md words it."""
     if rel == "left of":
         return a["cx"] < b["cx"] - a["s"]
     if rel == "right of":

@@ -115,7 +115,7 @@ def test_detector_smallest_shapes_at_every_subpixel_offset():
 
 def test_detector_at_32px_is_mostly_right():
     # At 32 px a 0.02 gap is under a pixel (same-colour objects can touch) and an s = 0.09
-    # circle can rasterise as a full 5x5 square, so 32 px cannot be exact (docs/shapes-world.md section 1).
+    # circle can rasterise as a full 5x5 square, so 32 px cannot be exact (docs/shapesworld.md section 1).
     rng = random.Random(32)
     scenes = [S.sample_scene(rng) for _ in range(300)]
     ok = sum(matches_scene(S.detect(S.render(sc, 32)), sc, tol=0.04) for sc in scenes)
