@@ -31,7 +31,7 @@ from collections import Counter
 import torch
 
 from . import shapes as S
-from .evaluate import build_cases, load_tokenizer, load_torch, run_cases
+from .evaluate import build_cases, load_tokenizer, load_torch, override_sampling, run_cases
 from .shapes.score import _near
 from .shapes.world import in_region
 
@@ -47,9 +47,9 @@ def classify(case: dict, detected) -> dict:
     src, exp, form = case["scene"], case["expect"], S.edit_form(case)
     named = [e for e in exp if e not in src]             # the recoloured / added / moved object
     before = [o for o in src if o not in exp]            # the source object the edit touches
-    untouched = [e for e in exp if e in src]
+    kept = S.score_kept(case, detected)                  # ShapesEval's `kept`; None: nothing to keep
     m = {"score": S.score_edit(case, detected) == 1.0,
-         "kept": all(any(_same(e, d) for d in detected) for e in untouched),
+         "kept": kept is None or kept == 1.0,
          "extra": len(detected) > len(exp), "missing": len(detected) < len(exp),
          "source": len(detected) == len(src) and all(any(_same(o, d) for d in detected) for o in src),
          "old_left": bool(before) and any(_same(before[0], d) for d in detected)}
@@ -92,11 +92,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    model = load_torch(a.model_dir or None, a.weights)
-    if a.sampling:
-        model.cfg = model.cfg.replace(sampling={**model.cfg.sampling, **json.loads(a.sampling)})
-    if a.edit_sampling:
-        model.cfg = model.cfg.replace(edit_sampling={**model.cfg.edit_sampling, **json.loads(a.edit_sampling)})
+    model = override_sampling(load_torch(a.model_dir or None, a.weights), a.sampling, a.edit_sampling)
     tok = load_tokenizer(a.model_dir or None, model.cfg)
     rows = []
     run_cases(model, tok, build_cases(0, 0, a.edits, a.case_seed, 0), draw_seed=a.draw_seed,

@@ -201,6 +201,16 @@ def _cfg_from_manifest(cfg, man):
                        max_new_tokens=man["understanding_defaults"]["max_new_tokens"])
 
 
+def override_sampling(model, sampling: str | None = None, edit_sampling: str | None = None):
+    """Sampling overrides (JSON text, e.g. from a --sampling flag) over the model's defaults, in place:
+    `sampling` over cfg.sampling, `edit_sampling` over the edit-only cfg.edit_sampling."""
+    if sampling:
+        model.cfg = model.cfg.replace(sampling={**model.cfg.sampling, **json.loads(sampling)})
+    if edit_sampling:
+        model.cfg = model.cfg.replace(edit_sampling={**model.cfg.edit_sampling, **json.loads(edit_sampling)})
+    return model
+
+
 def load_tokenizer(model_dir: str | None, cfg=None) -> ByteLevelBPE:
     if model_dir:
         return ByteLevelBPE.from_file(os.path.join(model_dir, "tokenizer.json"))

@@ -30,7 +30,7 @@ import time
 import torch
 
 from . import train as T
-from .evaluate import build_cases, load_torch, run_cases
+from .evaluate import build_cases, load_torch, override_sampling, run_cases
 from .tokenizer import ByteLevelBPE, build_tiny_tokenizer
 
 # The proxy's training defaults (any of them can be overridden after `--`): a warm start at a
@@ -68,11 +68,7 @@ def objects_found(case: dict, detected) -> float:
 
 
 def evaluate_weights(weights: str, a, cfg_name: str = "tiny") -> dict:
-    model = load_torch(None, weights, cfg_name)
-    if a.sampling:
-        model.cfg = model.cfg.replace(sampling={**model.cfg.sampling, **json.loads(a.sampling)})
-    if a.edit_sampling:
-        model.cfg = model.cfg.replace(edit_sampling={**model.cfg.edit_sampling, **json.loads(a.edit_sampling)})
+    model = override_sampling(load_torch(None, weights, cfg_name), a.sampling, a.edit_sampling)
     tok = ByteLevelBPE(build_tiny_tokenizer(model.cfg.vocab_size))
     cases = build_cases(a.gen, a.questions, a.edits, a.case_seed, a.repeats)
     found = []
