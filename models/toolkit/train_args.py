@@ -45,6 +45,9 @@ def parse_args(argv=None):
     ap.add_argument("--layout", default="random", choices=["random", "canonical", "fixed"],
                     help="training targets: any scene that fits the prompt, or the slots of shapes/layouts.py "
                     "with small jitter (canonical) or exactly (fixed)")
+    ap.add_argument("--open-colors", default="each", choices=["each", "shared"],
+                    help="canonical targets: colours a prompt leaves open drawn for each object, or one "
+                    "shared by the scene's open objects")
     ap.add_argument("--edit-drawn", type=float, default=0.0,
                     help="share of edit sources drawn like the model's own pictures (canonical layouts) "
                     "instead of random scenes")

@@ -73,7 +73,8 @@ def make_batch(job) -> dict:
     if Bg:
         texts, imgs = [], np.empty((Bg, size, size, 3), np.uint8)
         for i in range(Bg):
-            prompt, scene = S.sample_generation(rng, layout=d.get("layout", "random"))
+            prompt, scene = S.sample_generation(rng, layout=d.get("layout", "random"),
+                                                open_colors=d.get("open_colors", "each"))
             texts.append(chat(T2I_NEGATIVE) if rng.random() < drop else chat(T2I_POSITIVE.format(prompt=prompt)))
             imgs[i] = S.render(scene, size)
         out["gen_ids"], out["gen_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
@@ -86,7 +87,8 @@ def make_batch(job) -> dict:
         tgt = np.empty((Be, size, size, 3), np.uint8)
         for i in range(Be):
             scene, instr, target = S.sample_edit(rng, layout=d.get("layout", "random"),
-                                                 drawn_share=d.get("edit_drawn", 0.0))
+                                                 drawn_share=d.get("edit_drawn", 0.0),
+                                                 open_colors=d.get("open_colors", "each"))
             src[i] = S.render(scene, size)
             if rng.random() < drop:
                 texts.append(chat(EDIT_NEGATIVE.format(image=img_str)))

@@ -14,6 +14,7 @@ from .world import (COLORS, EDIT_FORMS, GEN_CATEGORIES, MAX_OBJECTS, REGIONS, RE
                     _check_object, count_word, in_region, region_of)
 
 LAYOUTS = ("random", "canonical", "fixed")  # fixed: the canonical slots without jitter
+OPEN_COLORS = ("each", "shared")             # colours a prompt leaves open: per object, or one per scene
 
 
 # ---------------------------------------------------------------------------------------------
@@ -21,11 +22,17 @@ LAYOUTS = ("random", "canonical", "fixed")  # fixed: the canonical slots without
 # scene that satisfies it, which is what the trainer renders as the image to learn.
 
 
-def _gen_case(rng: random.Random, category: str, layout: str = "random") -> tuple[dict, list[dict]]:
+def _gen_case(rng: random.Random, category: str, layout: str = "random",
+              open_colors: str = "each") -> tuple[dict, list[dict]]:
     """(case, target scene). layout "random": any scene that satisfies the prompt (evaluation);
-    "canonical": the objects at the fixed slots of layouts.py (the trainer's targets)."""
+    "canonical": the objects at the fixed slots of layouts.py (the trainer's targets).
+    open_colors (canonical layouts only): the colours a prompt leaves open are drawn for "each"
+    object, or once per scene and "shared" by all of them (one choice for the sampler to agree
+    on instead of one per object; docs/training.md)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout: expected one of {list(LAYOUTS)}, got {layout!r}")
+    if open_colors not in OPEN_COLORS:
+        raise ValueError(f"open_colors: expected one of {list(OPEN_COLORS)}, got {open_colors!r}")
     sh = list(SHAPES)
     rng.shuffle(sh)
     co = list(COLORS)
@@ -65,8 +72,9 @@ def _gen_case(rng: random.Random, category: str, layout: str = "random") -> tupl
     if layout in ("canonical", "fixed"):
         slots = generation_slots(category, len(specs), rel if category == "position" else None,
                                  phrase if category == "region" else None)
+        shared = rng.choice(COLORS) if open_colors == "shared" else None
         while True:  # the slots always satisfy the prompt; the check guards the tables
-            scene = canonical_scene(rng, [(s, c or rng.choice(COLORS)) for s, c in specs], slots,
+            scene = canonical_scene(rng, [(s, c or shared or rng.choice(COLORS)) for s, c in specs], slots,
                                     jitter=layout == "canonical")
             if score_generate(case, scene) == 1.0:
                 return case, scene
@@ -191,10 +199,10 @@ def generate_cases(n_per_category: int, seed: int = 0) -> list[dict]:
 # evaluation cases, with a concrete target scene to render.
 
 
-def sample_generation(rng: random.Random, category: str | None = None,
-                      layout: str = "random") -> tuple[str, list[dict]]:
+def sample_generation(rng: random.Random, category: str | None = None, layout: str = "random",
+                      open_colors: str = "each") -> tuple[str, list[dict]]:
     """(prompt, target scene) for text-to-image training."""
-    case, scene = _gen_case(rng, category or rng.choice(GEN_CATEGORIES), layout)
+    case, scene = _gen_case(rng, category or rng.choice(GEN_CATEGORIES), layout, open_colors)
     return case["prompt"], scene
 
 
@@ -205,12 +213,12 @@ def sample_understanding(rng: random.Random, form: str | None = None) -> tuple[l
 
 
 def sample_edit(rng: random.Random, form: str | None = None, layout: str = "random",
-                drawn_share: float = 0.0) -> tuple[list[dict], str, list[dict]]:
+                drawn_share: float = 0.0, open_colors: str = "each") -> tuple[list[dict], str, list[dict]]:
     """(source scene, instruction, target scene) for editing training. With probability
     drawn_share the source is what the model itself draws for a random prompt (a canonical
     layout): users mostly edit the model's own pictures, as in the README's conversation."""
     drawn = drawn_share > 0 and rng.random() < drawn_share
-    source = (lambda r: _gen_case(r, r.choice(GEN_CATEGORIES), layout)[1]) if drawn else None
+    source = (lambda r: _gen_case(r, r.choice(GEN_CATEGORIES), layout, open_colors)[1]) if drawn else None
     case, target = _edit_case(rng, form or rng.choice(EDIT_FORMS), layout, source)
     return case["scene"], case["instruction"], target
 
