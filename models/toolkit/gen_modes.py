@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 from collections import Counter, defaultdict
 
 import torch
 
 from . import shapes as S
-from .evaluate import load_tokenizer, load_torch, override_sampling, run_cases
+from .evaluate import build_cases, load_tokenizer, load_torch, override_sampling, run_cases
 from .proxy import objects_found
 
 MODES = ("score", "found", "extra", "missing", "blob", "mixed")
@@ -87,8 +86,8 @@ def main(argv=None):
             ap.error(f"--categories: expected names from {list(S.GEN_CATEGORIES)}, got {c!r}")
     model = override_sampling(load_torch(a.model_dir or None, a.weights), a.sampling)
     tok = load_tokenizer(a.model_dir or None, model.cfg)
-    rng = random.Random(a.case_seed)
-    cases = [S._gen_case(rng, c)[0] for c in cats for _ in range(a.n)]
+    # ShapesEval's own case builder; with every category these are exactly its cases for the seed
+    cases = [c for c in build_cases(a.n, 0, 0, a.case_seed) if c["category"] in cats]
     rows = []
     run_cases(model, tok, cases, draw_seed=a.draw_seed,
               on_output=lambda c, det: rows.append((key(c), classify(c, det), len(det))))
