@@ -114,6 +114,9 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--layout", default="canonical", choices=["random", "canonical", "fixed"],
                     help="training layout of the batches (the weights' own recipe; the first GPU weights: random)")
+    ap.add_argument("--open-colors", default="shared", choices=["each", "shared"],
+                    help="colours a prompt leaves open in the batches: shared per scene (the recipe since run "
+                    "cpu11) or drawn per object (the records of cpu10 and before)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     model = load_torch(a.model_dir or None, a.weights, a.config)
@@ -121,7 +124,8 @@ def main(argv=None):
     c = model.cfg
     L = c.grid(c.default_resolution) ** 2
     dims = dict(size=c.default_resolution, L=L, img_tokens=L + c.buffer_tokens, cfg_drop=0.0,
-                vocab_size=c.vocab_size, batch_gen=32, batch_edit=32, batch_und=0, layout=a.layout)
+                vocab_size=c.vocab_size, batch_gen=32, batch_edit=32, batch_und=0, layout=a.layout,
+                open_colors=a.open_colors)
     with torch.no_grad():
         white = to_tokens(model.vae_encode(from_uint8(S.render([], c.default_resolution)[None]))) * c.vae_scale
     Z, X, BG = ({t: [] for t in TASKS} for _ in range(3))

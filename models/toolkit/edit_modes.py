@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 
 import torch
 
 from . import shapes as S
-from .evaluate import build_cases, load_tokenizer, load_torch, override_sampling, run_cases
+from .evaluate import build_cases, load_tokenizer, load_torch, mode_shares, override_sampling, run_cases
 from .shapes.score import _near
 from .shapes.world import in_region
 
@@ -72,12 +71,7 @@ def classify(case: dict, detected) -> dict:
 
 def summarize(rows) -> dict:
     """[(form, classify(...))] -> {form: {"n": n, mode: share}}."""
-    counts: dict[str, Counter] = {}
-    for form, m in rows:
-        c = counts.setdefault(form, Counter())
-        c["n"] += 1
-        c.update({k: int(v) for k, v in m.items()})
-    return {f: {"n": c["n"], **{k: round(c[k] / c["n"], 3) for k in MODES}} for f, c in counts.items()}
+    return mode_shares(((form, m, {}) for form, m in rows), MODES)
 
 
 def main(argv=None):

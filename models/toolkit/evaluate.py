@@ -118,6 +118,22 @@ def _chunks(xs, n):
         yield i, xs[i:i + n]
 
 
+def mode_shares(rows, modes, means=()) -> dict:
+    """Failure-mode tables of toolkit.gen_modes and toolkit.edit_modes: rows [(key, {mode: bool},
+    {name: number})] -> {key: {"n": rows, mode: share of rows where it holds (modes), name: mean
+    (means)}}, keys sorted."""
+    acc: dict = {}
+    for k, flags, values in rows:
+        c = acc.setdefault(k, dict.fromkeys(("n", *modes, *means), 0))
+        c["n"] += 1
+        for m in modes:
+            c[m] += int(flags[m])
+        for m in means:
+            c[m] += values[m]
+    return {k: {"n": c["n"], **{m: round(c[m] / c["n"], 3) for m in modes},
+                **{m: round(c[m] / c["n"], 2) for m in means}} for k, c in sorted(acc.items())}
+
+
 def run_cases(model, tok, cases, seeds: int = 1, params: dict | None = None, batch: int = 64,
               size: int | None = None, draw_seed: int = 0, progress=None,
               on_output=None) -> tuple[dict, list[dict]]:

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter, defaultdict
 
 import torch
 
 from . import shapes as S
-from .evaluate import build_cases, load_tokenizer, load_torch, override_sampling, run_cases
+from .evaluate import build_cases, load_tokenizer, load_torch, mode_shares, override_sampling, run_cases
 from .proxy import objects_found
 
 MODES = ("score", "found", "extra", "missing", "blob", "mixed")
@@ -58,14 +57,7 @@ def key(case: dict) -> str:
 
 def summarize(rows) -> dict:
     """[(key, classify(...), n_detected)] -> {key: {"n": n, mode: share, "objects": mean}}."""
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for k, m, n_det in rows:
-        c = counts[k]
-        c["n"] += 1
-        c["objects"] += n_det
-        c.update({mode: int(v) for mode, v in m.items()})
-    return {k: {"n": c["n"], **{mode: round(c[mode] / c["n"], 3) for mode in MODES},
-                "objects": round(c["objects"] / c["n"], 2)} for k, c in sorted(counts.items())}
+    return mode_shares(((k, m, {"objects": n_det}) for k, m, n_det in rows), MODES, ("objects",))
 
 
 def main(argv=None):
