@@ -2,7 +2,7 @@
  * Live turns end to end over real sockets on the real unipic-tiny graphs: turns run on the
  * engine, stream previews and tokens over graphql-ws, and store their results with lineage.
  * The committed weights are trained but still weak at drawing (models/unipic-tiny/MODEL_CARD.md:
- * understanding ~0.92, generation ~0.72, editing ~0.44), so the generate/edit tests check the
+ * understanding ~0.93, generation ~0.76, editing ~0.45), so the generate/edit tests check the
  * mechanics, and the understanding test checks the answers themselves.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
