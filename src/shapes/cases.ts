@@ -329,7 +329,8 @@ export function repeatCase(rng: Rng): { case: EditCase; target: SceneObject[] } 
  * `repeats` "Repeat this image." edits: the order of Python's evaluate.build_cases.
  */
 export function generateCases(nPerCategory: number, seed: number, repeats = 0, counts: { questions?: number; edits?: number } = {}): Case[] {
-  if (!Number.isInteger(nPerCategory) || nPerCategory < 1) throw new Error(`nPerCategory must be an integer >= 1, got ${nPerCategory}`);
+  // 0 is allowed (an edit-only or understanding-only evaluation), as in Python's build_cases.
+  if (!Number.isInteger(nPerCategory) || nPerCategory < 0) throw new Error(`nPerCategory must be an integer >= 0, got ${nPerCategory}`);
   if (!Number.isInteger(repeats) || repeats < 0) throw new Error(`repeats must be an integer >= 0, got ${repeats}`);
   // Questions and edits default to nPerCategory; the issue's full evaluation wants 300 of each
   // beside 50 prompts per category.
@@ -338,6 +339,7 @@ export function generateCases(nPerCategory: number, seed: number, repeats = 0, c
   for (const [name, v] of [["questions", questions], ["edits", edits]] as const) {
     if (!Number.isInteger(v) || v < 0) throw new Error(`${name} must be an integer >= 0, got ${v}`);
   }
+  if (nPerCategory + questions + edits + repeats === 0) throw new Error("no cases: every count is 0");
   const rng = new Rng(seed);
   const out: Case[] = [];
   for (const cat of GEN_CATEGORIES) for (let k = 0; k < nPerCategory; k++) out.push(genCase(rng, cat).case);

@@ -85,6 +85,20 @@ describe("unipic engine commands", () => {
     }
   });
 
+  it("eval --n 0 runs no generation prompts, and refuses no cases at all", async () => {
+    const r = await runCli(["eval", "--n", "0", "--questions", "1", "--edits", "0", "--repeats", "0", "--case-seed", "3", "--json", ...FAST], env);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.cases).toBe(1);
+    expect(summary.generation).toBeNull();
+    expect(typeof summary.understanding).toBe("number");
+    for (const argv of [["--n", "-1"], ["--n", "0", "--questions", "0", "--edits", "0", "--repeats", "0"]]) {
+      const bad = await runCli(["eval", ...argv], env);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toContain("--n");
+    }
+  });
+
   it("eval refuses a bad case file with the line and field", async () => {
     const cases = path.join(dir, "bad.jsonl");
     await writeFile(cases, `{"task":"generate","category":"colors","prompt":"a red circle","expect":{"objects":[{"shape":"hexagon"}]}}\n`);

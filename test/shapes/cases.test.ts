@@ -93,7 +93,11 @@ describe("case generation", () => {
     expect(generateCases(4, 9)).toEqual(a);
     expect(generateCases(4, 10)).not.toEqual(a);
     expect(parseCases(formatCases(a))).toEqual(a);
-    expect(() => generateCases(0, 1)).toThrow(/nPerCategory/);
+    expect(() => generateCases(-1, 1)).toThrow(/nPerCategory/);
+    expect(() => generateCases(0, 1)).toThrow(/no cases/);
+    // No prompts: an edit-only evaluation draws no images to make.
+    const e = generateCases(0, 9, 0, { questions: 0, edits: 8 });
+    expect(e.map((x) => x.task)).toEqual(Array(8).fill("edit"));
     // Repeats come last (as in Python's evaluate.build_cases), so the other cases stay the same.
     const b = generateCases(4, 9, 3);
     expect(b.slice(0, a.length)).toEqual(a);
