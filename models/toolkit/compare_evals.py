@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         before = json.load(f)
     with open(args.after) as f:
         after = json.load(f)
-    categories = len([k for k in (before.get("generation") or {}) if k != "overall"]) or 1
+    # "overall" averages the six GenEval-style categories; "region" is reported beside it, not in it
+    categories = len([k for k in (before.get("generation") or {}) if k not in ("overall", "region")]) or 1
     forms = len(before.get("editing_forms") or {}) or 1
     sizes = sample_sizes(args.n, args.seeds, args.questions, args.edits, args.repeats, categories, forms)
     print(json.dumps(compare(before, after, sizes), indent=1))

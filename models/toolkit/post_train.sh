@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# After a CPU run of cpu_train.sh stopped: fp16 copies, the export, the paired evaluations, and the
+# comparison with the shipped weights' records (issue #17, item 7: weights ship only when the full
+# evaluation improves beyond noise). One script for every run, so a run's record is its command.
+#
+#     bash toolkit/post_train.sh RUN "WHAT" [STAGE]            (from models/)
+#
+#   RUN    the run folder, e.g. toolkit/runs/cpu15
+#   WHAT   what the run added to the shipped weights, for the export's source line,
+#          e.g. "2300 more (run cpu15: the same recipe)"
+#   STAGE  evals (default): fp16 copies, export, the engine's ShapesEval (own seeds per case), generation
+#                alone on other cases, the reference sampler, then compare.json (~30 min on 2 cores)
+#          more: the proxy set and gen_modes (for a run about to ship: its card row)
+#          diagnose: toolkit.diagnose --open-colors each and toolkit.edit_modes (why it fails)
+#
+# Knobs (environment): BASE, the records of the shipped weights whose cases and draws are reused
+# (default: checkpoints/unipic-tiny-runs/ of the last run the shipped manifest's source names);
+# PYTHON (/usr/bin/python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."                                    # models/
+R=${1:?run folder (toolkit/runs/cpuN)}
+WHAT=${2:?what the run added, e.g. \"2300 more (run cpu15: the same recipe)\"}
+STAGE=${3:-evals}
+NAME=$(basename "$R")
+PY=${PYTHON:-/usr/bin/python3}
+export OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
+# The evaluation every record since run cpu13 uses: fixed case seeds, so runs pair case by case.
+EVAL_ARGS="--n 50 --seeds 4 --questions 300 --edits 300 --repeats 100 --case-seed 20261129"
+GEN_ARGS="--n 30 --seeds 4 --questions 0 --edits 0 --repeats 0 --case-seed 20261130"
+SAMPLING='{"temperature":0.7,"steps":32}'
+EDIT_SAMPLING='{"cfg":1.0}'
+say() { echo "[post $NAME] $(date -u +%T) $*"; }
+[ -f "$R/ema.pt" ] || { echo "no $R/ema.pt: has the run saved a checkpoint?" >&2; exit 1; }
+
+case "$STAGE" in
+evals)
+  # The shipped source line ends "... and N more (run cpuK: ...), EMA weights ...": this run joins the list.
+  SHIPPED=$("$PY" -c 'import json; print(json.load(open("unipic-tiny/manifest.json"))["source"])')
+  SRC=$("$PY" - "$SHIPPED" "$WHAT" <<'PYEOF'
+import sys
+runs, tail = sys.argv[1].split(", EMA weights", 1)
+head, last = runs.rsplit(" and ", 1)
+print(f"{head}, {last} and {sys.argv[2]}, EMA weights{tail}")
+PYEOF
+)
+  # the shipped weights' own records: the last run the shipped source line names
+  SHIPPED_RUN=$(grep -o '(run cpu[0-9]*' <<<"$SHIPPED" | tail -1 | cut -c6-)
+  BASE=${BASE:-checkpoints/unipic-tiny-runs/$SHIPPED_RUN}
+  for f in shapes_eval_caseseeds.json shapes_eval_gen_seed20261130.json ref_eval.json; do
+    [ -f "$BASE/$f" ] || { echo "no $BASE/$f to pair with (set BASE)" >&2; exit 1; }
+  done
+  say "fp16 + export"
+  # fp16 copies of the EMA and raw weights: what ships (tens of MB each, half the float32 size)
+  "$PY" - "$R" <<'PYEOF'
+import sys, torch
+for n in ("ema", "raw"):
+    sd = torch.load(f"{sys.argv[1]}/{n}.pt", map_location="cpu")
+    torch.save({k: (v.half() if v.is_floating_point() else v) for k, v in sd.items()}, f"{sys.argv[1]}/{n}_fp16.pt")
+PYEOF
+  "$PY" -m toolkit.train --out "$R" --export-only --weights "$R/ema_fp16.pt" --export "$R/export-ema" \
+    --source "$SRC" --sampling "$SAMPLING" --edit-sampling "$EDIT_SAMPLING" > "$R/export.log" 2>&1
+  say "engine ShapesEval"
+  # shellcheck disable=SC2086
+  (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json $EVAL_ARGS \
+    > "models/$R/shapes_eval_caseseeds.json" 2> "models/$R/shapes_eval.err")
+  say "engine, generation alone on other cases"
+  # shellcheck disable=SC2086
+  (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json $GEN_ARGS \
+    > "models/$R/shapes_eval_gen_seed20261130.json" 2> "models/$R/gen_seed20261130.err")
+  say "reference sampler"
+  # shellcheck disable=SC2086
+  "$PY" -m toolkit.evaluate --model-dir "$R/export-ema" --weights "$R/ema_fp16.pt" \
+    --n-per-category 50 --seeds 4 --questions 300 --edits 300 --repeats 100 --case-seed 20261129 \
+    --json > "$R/ref_eval.json" 2> "$R/ref_eval.err"
+  say "compare with $BASE"
+  {
+    echo "{\"base\": \"$BASE\", \"engine\":"
+    "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_caseseeds.json" "$R/shapes_eval_caseseeds.json"
+    echo ", \"engine_gen_seed20261130\":"
+    "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_gen_seed20261130.json" "$R/shapes_eval_gen_seed20261130.json" --n 30
+    echo ", \"reference\":"
+    "$PY" -m toolkit.compare_evals "$BASE/ref_eval.json" "$R/ref_eval.json"
+    echo "}"
+  } > "$R/compare.json"
+  ;;
+more)
+  say "proxy set + gen_modes"
+  "$PY" -m toolkit.proxy --name "$NAME-ema" --threads 2 --eval-only "$R/ema_fp16.pt" --record "$R/proxy.jsonl" \
+    --sampling "$SAMPLING" --edit-sampling "$EDIT_SAMPLING" > "$R/proxy.out" 2>&1
+  "$PY" -m toolkit.gen_modes --weights "$R/ema_fp16.pt" --threads 2 > "$R/gen_modes.json" 2> "$R/gen_modes.err"
+  ;;
+diagnose)
+  say "diagnose + edit_modes"
+  "$PY" -m toolkit.diagnose --weights "$R/ema_fp16.pt" --open-colors each > "$R/diagnose.json" 2> "$R/diagnose.err"
+  "$PY" -m toolkit.edit_modes --weights "$R/ema_fp16.pt" --threads 2 > "$R/edit_modes.json" 2> "$R/edit_modes.err"
+  ;;
+*) echo "unknown stage '$STAGE' (evals | more | diagnose)" >&2; exit 2 ;;
+esac
+say "done"
