@@ -116,15 +116,15 @@ async function evalCases(p: Parsed): Promise<Case[]> {
     if (v < 0) throw AppError.badInput(`--${name}`, "a count >= 0", v);
   }
   if (file !== undefined) return parseCases(await readFile(file, "utf8"), file);
-  const repeats = numberOption(p, "repeats", true);
   const n = numberOption(p, "n", true) ?? 50;
   if (n < 0) throw AppError.badInput("--n", "a count >= 0 (0: no generation prompts)", n);
-  if (n + (repeats ?? n) + (numberOption(p, "questions", true) ?? n) + (numberOption(p, "edits", true) ?? n) === 0) {
+  const repeats = numberOption(p, "repeats", true) ?? n;
+  const questions = numberOption(p, "questions", true) ?? n;
+  const edits = numberOption(p, "edits", true) ?? n;
+  if (n + repeats + questions + edits === 0) {
     throw AppError.badInput("--n, --questions, --edits, --repeats", "at least one case in all", 0);
   }
-  return generateCases(n, numberOption(p, "case-seed", true) ?? Date.now() % 2 ** 31, repeats ?? n, {
-    questions: numberOption(p, "questions", true), edits: numberOption(p, "edits", true),
-  });
+  return generateCases(n, numberOption(p, "case-seed", true) ?? Date.now() % 2 ** 31, repeats, { questions, edits });
 }
 
 export async function runEval(argv: string[], config: Config): Promise<number> {
