@@ -9,6 +9,10 @@
 # resumes RUN/ckpt.pt exactly (model, EMA, AdamW, step, RNG), so runs of any length add up. The
 # recipe is the one the CPU proxy chose (docs/training.md); the learning rate is constant, so an
 # interrupted run loses nothing but the steps since its last checkpoint (CKPT_MIN minutes).
+# A run longer than a session: stop it, `bash toolkit/post_train.sh RUN WHAT quick` (fp16 copies and a
+# look at generation), commit RUN/ema_fp16.pt as checkpoints/unipic-tiny-runs/NAME/part-ema-fp16.pt,
+# and continue on a fresh machine with INIT set to it (AdamW restarts with the warm-up, as at every
+# warm start; the EMA starts from the committed weights).
 # Every EVAL_MIN minutes the EMA weights go through the small fixed ShapesEval (eval.jsonl).
 # Knobs (environment): RUN, INIT, THREADS (2), BATCHES ("40 24 24": 24 questions a step since run cpu4), LR (3e-4), EMA (0.999),
 # EVAL_MIN (30), CKPT_MIN (5), MASK_MIN (0.5), TRAIN_ARGS (more toolkit.train flags), PYTHON (/usr/bin/python3).

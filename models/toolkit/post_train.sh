@@ -12,6 +12,8 @@
 #                alone on other cases, the reference sampler, then compare.json (~30 min on 2 cores)
 #          more: the proxy set and gen_modes (for a run about to ship: its card row)
 #          diagnose: toolkit.diagnose --open-colors each and toolkit.edit_modes (why it fails)
+#          quick: fp16 copies, export, generation alone on other cases and its comparison
+#                (compare_gen.json): a look at a run stopped part way, to be continued later
 #
 # Knobs (environment): BASE, the records of the shipped weights whose cases and draws are reused
 # (default: checkpoints/unipic-tiny-runs/ of the last run the shipped manifest's source names);
@@ -32,8 +34,14 @@ EDIT_SAMPLING='{"cfg":1.0}'
 say() { echo "[post $NAME] $(date -u +%T) $*"; }
 [ -f "$R/ema.pt" ] || { echo "no $R/ema.pt: has the run saved a checkpoint?" >&2; exit 1; }
 
-case "$STAGE" in
-evals)
+eval_gen() {
+  say "engine, generation alone on other cases"
+  # shellcheck disable=SC2086
+  (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json $GEN_ARGS \
+    > "models/$R/shapes_eval_gen_seed20261130.json" 2> "models/$R/gen_seed20261130.err")
+}
+
+export_run() {
   # The shipped source line ends "... and N more (run cpuK: ...), EMA weights ...": this run joins the list.
   SHIPPED=$("$PY" -c 'import json; print(json.load(open("unipic-tiny/manifest.json"))["source"])')
   SRC=$("$PY" - "$SHIPPED" "$WHAT" <<'PYEOF'
@@ -59,14 +67,16 @@ for n in ("ema", "raw"):
 PYEOF
   "$PY" -m toolkit.train --out "$R" --export-only --weights "$R/ema_fp16.pt" --export "$R/export-ema" \
     --source "$SRC" --sampling "$SAMPLING" --edit-sampling "$EDIT_SAMPLING" > "$R/export.log" 2>&1
+}
+
+case "$STAGE" in
+evals)
+  export_run
   say "engine ShapesEval"
   # shellcheck disable=SC2086
   (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json $EVAL_ARGS \
     > "models/$R/shapes_eval_caseseeds.json" 2> "models/$R/shapes_eval.err")
-  say "engine, generation alone on other cases"
-  # shellcheck disable=SC2086
-  (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json $GEN_ARGS \
-    > "models/$R/shapes_eval_gen_seed20261130.json" 2> "models/$R/gen_seed20261130.err")
+  eval_gen
   say "reference sampler"
   # shellcheck disable=SC2086
   "$PY" -m toolkit.evaluate --model-dir "$R/export-ema" --weights "$R/ema_fp16.pt" \
@@ -83,6 +93,13 @@ PYEOF
     echo "}"
   } > "$R/compare.json"
   ;;
+quick)
+  export_run
+  eval_gen
+  say "compare generation with $BASE"
+  "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_gen_seed20261130.json" "$R/shapes_eval_gen_seed20261130.json" \
+    --n 30 > "$R/compare_gen.json"
+  ;;
 more)
   say "proxy set + gen_modes"
   "$PY" -m toolkit.proxy --name "$NAME-ema" --threads 2 --eval-only "$R/ema_fp16.pt" --record "$R/proxy.jsonl" \
@@ -94,6 +111,6 @@ diagnose)
   "$PY" -m toolkit.diagnose --weights "$R/ema_fp16.pt" --open-colors each > "$R/diagnose.json" 2> "$R/diagnose.err"
   "$PY" -m toolkit.edit_modes --weights "$R/ema_fp16.pt" --threads 2 > "$R/edit_modes.json" 2> "$R/edit_modes.err"
   ;;
-*) echo "unknown stage '$STAGE' (evals | more | diagnose)" >&2; exit 2 ;;
+*) echo "unknown stage '$STAGE' (evals | quick | more | diagnose)" >&2; exit 2 ;;
 esac
 say "done"
