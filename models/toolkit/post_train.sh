@@ -16,7 +16,8 @@
 #                (compare_gen.json): a look at a run stopped part way, to be continued later
 #
 # Knobs (environment): BASE, the records of the shipped weights whose cases and draws are reused
-# (default: checkpoints/unipic-tiny-runs/ of the last run the shipped manifest's source names);
+# (default: checkpoints/unipic-tiny-runs/ of the last run the shipped manifest's source names, its
+# resampled/ folder where the defaults changed after it shipped);
 # PYTHON (/usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."                                    # models/
@@ -29,8 +30,10 @@ export OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
 # The evaluation every record since run cpu13 uses: fixed case seeds, so runs pair case by case.
 EVAL_ARGS="--n 50 --seeds 4 --questions 300 --edits 300 --repeats 100 --case-seed 20261129"
 GEN_ARGS="--n 30 --seeds 4 --questions 0 --edits 0 --repeats 0 --case-seed 20261130"
-SAMPLING='{"temperature":0.7,"steps":32}'
-EDIT_SAMPLING='{"cfg":1.0}'
+# The shipped defaults (unipic-tiny/MODEL_CARD.md, "Sampling defaults"): text-to-image by the sweep of
+# 2026-11-30 (toolkit/sampling_sweep.sh), edits unchanged since cpu13's sweep.
+SAMPLING='{"temperature":0.35,"cfg":2.0,"steps":32}'
+EDIT_SAMPLING='{"cfg":1.0,"temperature":0.7}'
 say() { echo "[post $NAME] $(date -u +%T) $*"; }
 [ -f "$R/ema.pt" ] || { echo "no $R/ema.pt: has the run saved a checkpoint?" >&2; exit 1; }
 
@@ -54,6 +57,8 @@ PYEOF
   # the shipped weights' own records: the last run the shipped source line names
   SHIPPED_RUN=$(grep -o '(run cpu[0-9]*' <<<"$SHIPPED" | tail -1 | cut -c6-)
   BASE=${BASE:-checkpoints/unipic-tiny-runs/$SHIPPED_RUN}
+  # Sampling defaults changed after those weights shipped: their records at the new defaults.
+  [ -d "$BASE/resampled" ] && BASE="$BASE/resampled"
   for f in shapes_eval_caseseeds.json shapes_eval_gen_seed20261130.json ref_eval.json; do
     [ -f "$BASE/$f" ] || { echo "no $BASE/$f to pair with (set BASE)" >&2; exit 1; }
   done

@@ -31,11 +31,12 @@ function failure(extra: Record<string, unknown>): AppError {
 const BASE = { steps: 16, cfg: 3, cfgSchedule: "constant", temperature: 1, diffusionSteps: 25 };
 
 describe("manifest sampling defaults", () => {
-  it("reads the committed manifest's defaults (edits without guidance, chosen on ShapesEval)", () => {
+  it("reads the committed manifest's defaults (edits without guidance at their own temperature, chosen on ShapesEval)", () => {
     const m = parseManifest(JSON.stringify(COMMITTED), MODEL_DIR);
     expect(m.sampling).toEqual(COMMITTED.sampling_defaults);
     expect(m.editSampling).toEqual(COMMITTED.edit_sampling_defaults);
-    expect(m.editSampling).toEqual({ cfg: 1 });
+    // Text-to-image took T 0.35 and CFG 2 on 2026-11-30; edits keep what they were measured at.
+    expect(m.editSampling).toEqual({ cfg: 1, temperature: 0.7 });
   });
 
   it("reads a manifest without edit_sampling_defaults as no edit overrides", () => {
