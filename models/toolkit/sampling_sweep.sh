@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Text-to-image sampling settings measured through the engine (issue #17, item 7: defaults by
-# measurement). Each arm runs generation alone on the same cases and the same per-case seeds as
-# BASE, with only its CLI flags changed, and is paired case by case with BASE (toolkit.compare_evals).
+# Sampling settings measured through the engine (issue #17, item 7: defaults by measurement):
+# text-to-image by default, edits with GEN_ARGS that ask for edits only. Each arm runs the cases
+# of BASE with the same per-case seeds, only its CLI flags changed, and is paired case by case with
+# BASE (toolkit.compare_evals).
 #
 #     bash toolkit/sampling_sweep.sh OUT BASE "LABEL:FLAGS" ...       (from models/)
 #     bash toolkit/sampling_sweep.sh checkpoints/unipic-tiny-runs/cpu15/sweep_gen \
@@ -11,10 +12,11 @@
 #   OUT    folder for LABEL.json (the engine's eval) and LABEL.compare.json (paired with BASE)
 #   BASE   an eval of the same weights at the manifest's defaults, made with GEN_ARGS
 #   FLAGS  `npx unipic eval` image flags: --temperature, --cfg, --cfg-schedule, --steps, --diffusion-steps
+#          (they override the manifest's defaults for generation and edits alike)
 #
 # Knobs (environment): MODEL_DIR (models/unipic-tiny, from the repository root), GEN_ARGS (the
 # cases of BASE: post_train.sh's generation-alone set), PYTHON (/usr/bin/python3).
-# Prints one JSON line per arm: overall and per-category scores with the paired change and its error.
+# Prints one JSON line per arm: each score both evals have, with the paired change and its error.
 set -euo pipefail
 cd "$(dirname "$0")/.."                                    # models/
 OUT=${1:?output folder}
@@ -43,9 +45,8 @@ import json, sys
 label, flags, path = sys.argv[1:4]
 cmp = json.load(open(path))
 row = {"arm": label, "flags": flags}
-for k, v in cmp.items():
-    if k.startswith("generation."):
-        row[k[len("generation."):]] = {"after": v["after"], "delta": v["delta"], "se": v["se"]}
+for k, v in cmp.items():                                    # every score both evals have
+    row[k.removeprefix("generation.")] = {"after": v["after"], "delta": v["delta"], "se": v.get("se")}
 print(json.dumps(row))
 PYEOF
 done
