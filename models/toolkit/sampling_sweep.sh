@@ -30,13 +30,14 @@ GEN_ARGS=${GEN_ARGS:-"--n 30 --seeds 4 --questions 0 --edits 0 --repeats 0 --cas
 N=$(sed -n 's/.*--n \([0-9]*\).*/\1/p' <<<"$GEN_ARGS")   # prompts per category, for the errors
 SEEDS=$(sed -n 's/.*--seeds \([0-9]*\).*/\1/p' <<<"$GEN_ARGS")
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)                                    # the eval runs from the repository root
 for arm in "$@"; do
   label=${arm%%:*}
   flags=${arm#*:}
   [ "$label" != "$arm" ] && [ -n "$label" ] || { echo "arm '$arm': expected LABEL:FLAGS" >&2; exit 2; }
   echo "[sweep] $(date -u +%T) $label: $flags" >&2
   # shellcheck disable=SC2086
-  (cd .. && MODEL_DIR="$MODEL_DIR" npx unipic eval --json $GEN_ARGS $flags > "models/$OUT/$label.json" 2> "models/$OUT/$label.err") \
+  (cd .. && MODEL_DIR="$MODEL_DIR" npx unipic eval --json $GEN_ARGS $flags > "$OUT/$label.json" 2> "$OUT/$label.err") \
     || { tail -5 "$OUT/$label.err" >&2; exit 1; }
   rm -f "$OUT/$label.err"                                  # a progress bar, once the arm succeeded
   "$PY" -m toolkit.compare_evals "$BASE" "$OUT/$label.json" --n "${N:-50}" --seeds "${SEEDS:-4}" > "$OUT/$label.compare.json"
