@@ -1,8 +1,8 @@
 /**
  * Live turns end to end over real sockets on the real unipic-tiny graphs: turns run on the
  * engine, stream previews and tokens over graphql-ws, and store their results with lineage.
- * The committed weights are trained but still weak at drawing (models/unipic-tiny/MODEL_CARD.md:
- * understanding ~0.93, generation ~0.76, editing ~0.45), so the generate/edit tests check the
+ * The committed weights draw well but edit weakly (models/unipic-tiny/MODEL_CARD.md:
+ * understanding ~0.95, generation ~0.82, editing ~0.46), so the generate/edit tests check the
  * mechanics, and the understanding test checks the answers themselves.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

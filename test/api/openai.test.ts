@@ -1,7 +1,8 @@
 /**
  * The OpenAI-compatible routes end to end, driven by the official `openai` client against a real
- * server on the real unipic-tiny graphs. Its pictures are still weak (MODEL_CARD.md), so image
- * tests check formats, sizes, event order and history, not what is drawn; the chat tests check
+ * server on the real unipic-tiny graphs. Its pictures are right four times in five and its edits
+ * about half the time (MODEL_CARD.md), so image tests check formats, sizes, event order and
+ * history, not what is drawn; the chat tests check
  * the answer itself, about a clean centred red circle the model answers reliably.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
