@@ -30,10 +30,11 @@ export OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
 # The evaluation every record since run cpu13 uses: fixed case seeds, so runs pair case by case.
 EVAL_ARGS="--n 50 --seeds 4 --questions 300 --edits 300 --repeats 100 --case-seed 20261129"
 GEN_ARGS="--n 30 --seeds 4 --questions 0 --edits 0 --repeats 0 --case-seed 20261130"
-# The shipped defaults (unipic-tiny/MODEL_CARD.md, "Sampling defaults"): text-to-image by the sweep of
-# 2026-11-30 (toolkit/sampling_sweep.sh), edits unchanged since cpu13's sweep.
-SAMPLING='{"temperature":0.35,"cfg":2.0,"steps":32}'
-EDIT_SAMPLING='{"cfg":1.0,"temperature":0.7}'
+# A run is exported and measured at the shipped sampling defaults (unipic-tiny/MODEL_CARD.md, "Sampling
+# defaults"), read from the shipped manifest so a new sweep's choice is written in one place.
+manifest_json() { "$PY" -c 'import json, sys; print(json.dumps(json.load(open("unipic-tiny/manifest.json")).get(sys.argv[1], {})))' "$1"; }
+SAMPLING=$(manifest_json sampling_defaults)
+EDIT_SAMPLING=$(manifest_json edit_sampling_defaults)
 say() { echo "[post $NAME] $(date -u +%T) $*"; }
 [ -f "$R/ema.pt" ] || { echo "no $R/ema.pt: has the run saved a checkpoint?" >&2; exit 1; }
 
