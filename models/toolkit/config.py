@@ -9,6 +9,7 @@ TypeScript engine never holds a model constant.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 
@@ -93,6 +94,16 @@ TINY = UniPicConfig(
     max_new_tokens=16)
 
 CONFIGS = {"unipic-1.5b": UNIPIC_1_5B, "tiny": TINY}
+
+
+def fit_to_weights(cfg: UniPicConfig, sd: dict) -> UniPicConfig:
+    """cfg with the MAR block counts of a state dict: the decoder's depth is a knob a run may grow
+    (`toolkit.train --mar-dec-blocks`), so weights say how many blocks they hold."""
+    def count(part):
+        idx = {int(m.group(1)) for k in sd for m in [re.match(rf"mar\.{part}_blocks\.(\d+)\.", k)] if m}
+        return max(idx) + 1 if idx else None
+    enc, dec = count("encoder"), count("decoder")
+    return cfg.replace(mar_enc_blocks=enc or cfg.mar_enc_blocks, mar_dec_blocks=dec or cfg.mar_dec_blocks)
 
 
 def get_config(name: str) -> UniPicConfig:

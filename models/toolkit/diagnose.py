@@ -12,6 +12,13 @@ ShapesEval says *that* images are wrong; this says *where*. It feeds fresh train
 - `head_x0_mse`: per task, the head's x0 estimate sqrt(1/ac) x_t - sqrt(1/ac - 1) eps from the
   *true* condition z at a few timesteps t, as MSE against the true tokens. At high t this is the
   head's guess of E[x0 | z], which MAR's first iterations sample from; compare with `token_var`.
+- `edit_x0_mse`: the same for editing, split into the tokens the edit changes and those it leaves
+  (the cheapest sign of whether the instruction reaches the tokens it is about).
+- `edit_by_form`: on the tokens an edit changes, per edit form, with 0, 16 or 32 target tokens
+  visible: the head's x0 estimate at t = 950 (`mse`, beside a drawing's object tokens, `gen`) and how
+  far it leans from the source token towards the target, under the instruction (`lean`) and under
+  "Repeat this image." (`lean_repeat`): whether the instruction reaches the tokens it changes, and
+  how firmly.
 - `probe`: MSE of a least-squares linear map z -> x0 (fit on 3/4, scored on 1/4): how much the
   condition itself says about the token. For editing also split into tokens the edit leaves
   unchanged (should be easy: a copy of the source) and tokens it changes.
@@ -34,8 +41,9 @@ from . import shapes as S
 from .diffusion import Schedule
 from .evaluate import load_tokenizer, load_torch
 from .sampler import Draws, Runner, from_uint8, to_latent, to_tokens, to_uint8
-from .train_data import tiny_tokenizer, make_batch, to_device_batch
+from .train_data import _pad, make_batch, tiny_tokenizer, to_device_batch
 from .train_losses import DiffusionLoss, Objective, changed_tokens
+from .tokenizer import ASSISTANT_PREFIX, EDIT_NEGATIVE, IMAGE, chat
 
 TASKS = ("gen", "edit")
 
@@ -77,16 +85,79 @@ def parity(model, tok, b, bd, z):
     return out
 
 
-def head_x0_mse(model, z, x0, ts, seed=0):
+def head_x0_mse(model, z, x0, ts, seed=0, rows=None):
+    """{t: MSE} of the head's x0 estimate; with rows [N] bool, the MSE over those rows only (None: no row)."""
     dl, g, out = DiffusionLoss("cpu"), torch.Generator().manual_seed(seed), {}
     for tv in ts:
         t = torch.full((x0.shape[0],), tv, dtype=torch.int64)
         xt = dl.q_sample(x0, t, torch.randn(x0.shape, generator=g))
         with torch.no_grad():
             eps = model.diffusion_head(xt, t, z)[:, :x0.shape[1]]
-        x0h = dl.x0_from_eps(xt, t, eps)
-        out[str(tv)] = round(float(((x0h - x0) ** 2).mean()), 4)
+        err = ((dl.x0_from_eps(xt, t, eps) - x0) ** 2).mean(1)
+        sel = err if rows is None else err[rows]
+        out[str(tv)] = round(float(sel.mean()), 4) if len(sel) else None
     return out
+
+
+def _instruction(text: str) -> str:
+    """The instruction of a decoded edit prompt ("<|im_start|>user\n<image>...\n{instruction}<|im_end|>...")."""
+    return text.split(ASSISTANT_PREFIX)[0].rsplit("\n", 1)[-1]
+
+
+def _x0_estimate(model, dl, x0, z, t, seed):
+    """The head's clean estimate at step t from z, with the noise of `seed` ([N,C])."""
+    tt = torch.full((len(x0),), t, dtype=torch.int64)
+    xt = dl.q_sample(x0, tt, torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)))
+    return dl.x0_from_eps(xt, tt, model.diffusion_head(xt, tt, z)[:, :x0.shape[1]])
+
+
+def edit_by_form(model, tok, seed, visible=(0, 16, 32), batches=2, t=950):
+    """{form: {V: {mse, lean, lean_repeat}}} on the tokens an edit changes, per edit form, with V
+    target tokens visible: `mse` of the head's x0 estimate at step t (beside `gen`: a drawing's object
+    tokens, those that differ from the empty canvas), and `lean`, where that estimate sits on the line
+    from the source token (0) to the target (1), under the instruction and under "Repeat this image."
+    (`lean_repeat`, the CFG negative). A lean well under 1 with the instruction, far above the
+    negative's, is an instruction that reaches the token but is only partly believed: the sampler then
+    changes some of an object's tokens and copies the rest."""
+    c, L = model.cfg, model.cfg.grid(model.cfg.default_resolution) ** 2
+    dims = dict(size=c.default_resolution, L=L, img_tokens=L + c.buffer_tokens, cfg_drop=0.0, vocab_size=c.vocab_size,
+                batch_gen=32, batch_edit=64, batch_und=0, layout="canonical", open_colors="shared", edit_drawn=0.5)
+    dl, sums = DiffusionLoss("cpu"), {}
+    _, ids = tiny_tokenizer(c.vocab_size)
+    with torch.no_grad():
+        white = to_tokens(model.vae_encode(from_uint8(S.render([], c.default_resolution)[None]))) * c.vae_scale
+    for k in range(batches):
+        b = make_batch((seed, 1000 + k, dims))
+        forms = [S.edit_form({"instruction": _instruction(tok.decode(r[m.astype(bool)].tolist()))})
+                 for r, m in zip(b["edit_ids"], b["edit_mask"])]
+        negative = tok.encode(chat(EDIT_NEGATIVE.format(image=IMAGE * (L + c.buffer_tokens))))
+        rep_ids, rep_mask = _pad([negative] * len(forms), ids["pad"])
+        rs = np.random.RandomState(seed + k)
+        for V in visible:
+            for task in TASKS:  # the same V visible tokens in every row, at random places
+                order = np.stack([rs.permutation(L) for _ in range(len(b[task + "_ids"]))])
+                b[task + "_vis"], b[task + "_pred"] = np.sort(order[:, :V], 1), np.sort(order[:, V:], 1)
+            bd = to_device_batch(b, "cpu", model.vae, c.vae_scale)
+            z = _capture_z(model, bd)
+            z_rep = _capture_z(model, {**bd, "edit_ids": torch.from_numpy(rep_ids), "edit_mask": torch.from_numpy(rep_mask)})
+            for task in TASKS:
+                x0, src, bg = _targets(bd, task, white)
+                ch = changed_tokens((src if task == "edit" else bg)[None], x0[None])[0]
+                est = _x0_estimate(model, dl, x0, z[task], t, k)
+                parts = {"mse": ((est - x0) ** 2).mean(1)}
+                if task == "edit":
+                    d = x0 - src
+                    on_line = lambda e: ((e - src) * d).sum(1) / (d * d).sum(1).clamp_min(1e-6)  # noqa: E731
+                    parts["lean"] = on_line(est)
+                    parts["lean_repeat"] = on_line(_x0_estimate(model, dl, x0, z_rep[task], t, k))
+                row_form = np.repeat(forms, L - V) if task == "edit" else np.full(len(x0), "gen")
+                for f in set(row_form):
+                    sel = torch.from_numpy(row_form == f) & ch
+                    for name, v in parts.items():
+                        acc = sums.setdefault(f, {}).setdefault(str(V), {}).setdefault(name, [0.0, 0])
+                        acc[0], acc[1] = acc[0] + float(v[sel].sum()), acc[1] + int(sel.sum())
+    return {f: {V: {name: round(e / n, 4) if n else None for name, (e, n) in parts.items()} for V, parts in per.items()}
+            for f, per in sorted(sums.items())}
 
 
 def probe(z, x0, rows=None):
@@ -147,6 +218,11 @@ def main(argv=None):
     Xc = {t: torch.cat(v) for t, v in X.items()}
     report["token_var"] = {t: round(float(Xc[t].var(0).mean()), 4) for t in TASKS}
     report["head_x0_mse"] = {t: head_x0_mse(model, Zc[t], Xc[t], (200, 500, 800, 900, 950)) for t in TASKS}
+    ch, ts = torch.cat(CH), (500, 800, 900, 950)
+    report["edit_x0_mse"] = {"changed": head_x0_mse(model, Zc["edit"], Xc["edit"], ts, rows=ch),
+                             "unchanged": head_x0_mse(model, Zc["edit"], Xc["edit"], ts, rows=~ch)}
+    with torch.no_grad():
+        report["edit_by_form"] = edit_by_form(model, tok, a.seed)
     report["probe"] = {"gen": probe(Zc["gen"], Xc["gen"]), "edit": probe(Zc["edit"], Xc["edit"], torch.cat(CH))}
     # teacher forcing: sample the masked tokens of the first batch from their true z
     r = Runner(model, tok)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from . import shapes as S
-from .config import get_config
+from .config import fit_to_weights, get_config
 from .sampler import Draws, Runner, from_uint8, to_uint8
 from .tokenizer import ByteLevelBPE
 
@@ -186,11 +186,11 @@ def load_torch(model_dir: str | None, weights: str, config: str = "tiny"):
     """UniPic with a state dict (fp32 or fp16), sampling defaults from the manifest when given."""
     from .model import UniPic
     man = _manifest(model_dir)
-    cfg = _cfg_from_manifest(get_config(man["config"] if man else config), man)
-    model = UniPic(cfg)
     sd = torch_load(weights)
     if isinstance(sd, dict) and "ema" in sd and "model" in sd:  # a trainer checkpoint
         sd = sd["ema"]
+    cfg = fit_to_weights(_cfg_from_manifest(get_config(man["config"] if man else config), man), sd)
+    model = UniPic(cfg)
     model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
     return model.eval()
 

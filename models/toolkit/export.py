@@ -21,7 +21,7 @@ import onnx
 import torch
 import torch.nn as nn
 
-from .config import get_config
+from .config import fit_to_weights, get_config
 from .fp16 import convert_to_fp16
 from .flops import flops_table
 from .fused import MS_DOMAIN, fuse
@@ -337,9 +337,12 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     cfg = get_config(a.config)
+    sd = torch.load(a.weights, map_location="cpu") if a.weights else None
+    if sd is not None:
+        cfg = fit_to_weights(cfg, sd)  # the weights' own MAR depth
     model = UniPic(cfg)
-    if a.weights:
-        model.load_state_dict(torch.load(a.weights, map_location="cpu"), strict=True)
+    if sd is not None:
+        model.load_state_dict(sd, strict=True)
         source = f"weights {os.path.basename(a.weights)}"
     else:
         init_random(model, a.random_seed)

@@ -50,7 +50,7 @@ from collections import deque
 import torch
 
 from . import vae_train as V
-from .config import get_config
+from .config import fit_to_weights, get_config
 from .evaluate import DeviceModel, build_cases, pick_device, run_cases, torch_load
 from .model import UniPic, param_count
 # The trainer's parts: train_data (batches), train_losses (the eager pass), train_static (the
@@ -62,7 +62,7 @@ from .train_export import export_weights, sweep_sampling
 from .train_losses import Objective, fast_cpu_bf16
 from .train_stage_a import StageA
 from .train_static import StaticObjective, StepChooser, static_pads
-from .train_state import EMA, Log, fmt_duration, unipic_state_dict, atomic_save, init_train, rng_state, set_rng_state, \
+from .train_state import EMA, Log, grow_decoder, fmt_duration, unipic_state_dict, atomic_save, init_train, rng_state, set_rng_state, \
     step_generator, trainable
 
 
@@ -90,6 +90,10 @@ class Trainer:
         self.a = args
         self.dev = torch.device(pick_device(args.device))
         self.cfg = get_config(args.config)
+        if args.init_from:  # a warm start keeps the depth of the weights it starts from
+            self.cfg = fit_to_weights(self.cfg, unipic_state_dict(torch_load(args.init_from)))
+        if args.mar_dec_blocks:
+            self.cfg = self.cfg.replace(mar_dec_blocks=args.mar_dec_blocks)
         self.out = args.out
         os.makedirs(self.out, exist_ok=True)
         self.log = Log(self.out)
@@ -192,7 +196,7 @@ class Trainer:
         state = {"step": 0, "elapsed": 0.0, "total": a.steps}
         if a.init_from and not (a.resume and os.path.exists(self.ckpt_path())):
             # warm start from earlier (EMA) weights: new optimizer and schedule, new data steps
-            sd = {k: v.float() for k, v in unipic_state_dict(torch_load(a.init_from)).items()}
+            sd = grow_decoder(model, {k: v.float() for k, v in unipic_state_dict(torch_load(a.init_from)).items()})
             model.load_state_dict({**sd, **{k: v for k, v in model.state_dict().items() if k.startswith("vae.")}})
             ema.load({k: v.to(self.dev) for k, v in sd.items()})
             self.log.bar(f"[train] initialised from {a.init_from}", final=True)

@@ -54,6 +54,9 @@ def parse_args(argv=None):
     ap.add_argument("--mask-min", type=float, default=0.7,
                     help="lower bound of the truncnorm(1, 0.25) mask ratio (MAR: 0.7; lower shows more visible tokens)")
     ap.add_argument("--cfg-drop", type=float, default=0.1, help="prompt dropout to the CFG negative")
+    ap.add_argument("--mar-dec-blocks", type=int, default=None,
+                    help="MAR decoder depth; above the --init-from weights' depth the new blocks start as identities "
+                    "(default: the init weights' depth, else the config's)")
     ap.add_argument("--bf16", default="auto", choices=["auto", "on", "off"])
     ap.add_argument("--static", default="auto", choices=["auto", "on", "off"],
                     help="fixed-shape training pass (train_static.py); auto: on CUDA")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from .config import fit_to_weights
 from .evaluate import DeviceModel, build_cases, run_cases
 from .model import UniPic
 from .tokenizer import build_tiny_tokenizer
@@ -19,6 +20,7 @@ def export_weights(weights_sd, out_dir, cfg, source, sampling=None, edit_samplin
     """EMA weights -> models/<name> via toolkit.export (the unchanged ONNX contract). sampling /
     edit_sampling: the manifest's sampling_defaults (whole) and edit_sampling_defaults (overrides)."""
     from .export import export
+    cfg = fit_to_weights(cfg, weights_sd)
     if sampling:
         cfg = cfg.replace(sampling=dict(sampling))
     if edit_sampling:
@@ -35,7 +37,7 @@ def export_weights(weights_sd, out_dir, cfg, source, sampling=None, edit_samplin
 
 def sweep_sampling(weights_sd, cfg, device, n_gen=8, n_edit=40, seed=99, log=None):
     """Small sweep of cfg / temperature on fresh cases; score = mean(generation overall, editing)."""
-    m = UniPic(cfg)
+    m = UniPic(fit_to_weights(cfg, weights_sd))
     m.load_state_dict({k: v.float().cpu() for k, v in weights_sd.items()})
     m.eval()
     dev = torch.device(device)

@@ -92,6 +92,21 @@ def unipic_state_dict(obj):
     return obj
 
 
+# the residual branches of a ViT block: zero, the block passes its input through unchanged
+RESIDUAL_OUT = ("attn.proj.weight", "attn.proj.bias", "mlp.fc2.weight", "mlp.fc2.bias")
+
+
+def grow_decoder(model, sd):
+    """sd completed with the MAR decoder blocks `model` has and sd lacks (a run that deepens the
+    decoder, `--mar-dec-blocks`): their own initialisation, with the residual branches at zero, so
+    the grown model starts out computing exactly what sd does and learns the new depth from there."""
+    out = dict(sd)
+    for k, v in model.state_dict().items():
+        if k not in sd and k.startswith("mar.decoder_blocks."):
+            out[k] = torch.zeros_like(v) if k.endswith(RESIDUAL_OUT) else v.detach().clone().float()
+    return out
+
+
 def atomic_save(obj, path):
     tmp = path + ".tmp"
     torch.save(obj, tmp)

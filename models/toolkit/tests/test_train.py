@@ -22,7 +22,7 @@ from toolkit import train_losses as TL
 from toolkit import train_state as TS
 from toolkit import vae_train as V
 from toolkit.evaluate import main as eval_main
-from toolkit.evaluate import torch_load
+from toolkit.evaluate import load_torch, torch_load
 from toolkit.model import UniPic
 from toolkit.sampler import Runner
 
@@ -114,6 +114,9 @@ def test_diagnose_report(tmp_path, capsys):
     r = json.loads(capsys.readouterr().out)
     assert r["parity"]["gen"] < 1e-5 and r["parity"]["edit"] < 1e-5
     assert set(r["head_x0_mse"]["edit"]) == {"200", "500", "800", "900", "950"}
+    split = r["edit_x0_mse"]
+    assert set(split) == {"changed", "unchanged"} and set(split["changed"]) == {"500", "800", "900", "950"}
+    assert any(v is not None and v > 0 for part in split.values() for v in part.values())
     assert r["probe"]["edit"]["all"] > 0 and 0 <= r["probe"]["edit"]["changed_share"] <= 1
     assert all(0 <= v <= 1 for v in r["decoder_noise"].values())  # an untrained VAE: no floor here
 
@@ -223,6 +226,29 @@ def test_init_from_warm_start(tmp_path):
     va, vb = torch_load(os.path.join(a, "vae.pt"))["vae"], torch_load(os.path.join(b, "vae.pt"))["vae"]
     assert all(torch.equal(va[k], vb[k]) for k in va)
     assert not [r for r in _log(b) if r.get("stage") == "vae"]  # stage A skipped
+
+
+def test_a_warm_start_can_deepen_the_decoder(tmp_path):
+    """--mar-dec-blocks above the init weights' depth: the new blocks start as identities (same z
+    as the weights it grows from), then train; loaders read the depth from the weights."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    T.main(["--out", a, "--steps", "2"] + ARGS)
+    T.main(["--out", b, "--steps", "2", "--init-from", os.path.join(a, "ema.pt"), "--mar-dec-blocks", "3"] + ARGS)
+    small, grown = torch_load(os.path.join(a, "ema.pt")), torch_load(os.path.join(b, "ema.pt"))
+    assert C.fit_to_weights(MINI, small).mar_dec_blocks == 1 and C.fit_to_weights(MINI, grown).mar_dec_blocks == 3
+    assert float(grown["mar.decoder_blocks.2.mlp.fc2.weight"].abs().max()) > 0  # the new blocks trained
+    m1, m3 = UniPic(MINI), UniPic(MINI.replace(mar_dec_blocks=3))
+    TS.init_train(m3, 1)
+    m1.load_state_dict(small)
+    start = TS.grow_decoder(m3, small)
+    assert all(float(start[f"mar.decoder_blocks.{i}.{k}"].abs().max()) == 0 for i in (1, 2) for k in TS.RESIDUAL_OUT)
+    m3.load_state_dict(start)
+    bd = D.to_device_batch(D.make_batch((3, 0, {**_dims(), "cfg_drop": 0.0})), torch.device("cpu"), m1.vae,
+                           MINI.vae_scale)
+    z1, z3 = diagnose._capture_z(m1.eval(), bd), diagnose._capture_z(m3.eval(), bd)
+    assert all(torch.equal(z1[t], z3[t]) for t in z1)
+    torch.save(grown, tmp_path / "grown.pt")  # evaluation tools build the model the weights need
+    assert load_torch(None, str(tmp_path / "grown.pt"), "tiny-test").cfg.mar_dec_blocks == 3
 
 
 CASES = [
