@@ -21,7 +21,7 @@ import onnx
 import torch
 import torch.nn as nn
 
-from .config import fit_to_weights, get_config
+from .config import get_config
 from .fp16 import convert_to_fp16
 from .flops import flops_table
 from .fused import MS_DOMAIN, fuse
@@ -336,17 +336,14 @@ def main(argv=None):
     add_graph_options(ap)
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
-    cfg = get_config(a.config)
-    sd = torch.load(a.weights, map_location="cpu") if a.weights else None
-    if sd is not None:
-        cfg = fit_to_weights(cfg, sd)  # the weights' own MAR depth
-    model = UniPic(cfg)
-    if sd is not None:
-        model.load_state_dict(sd, strict=True)
+    if a.weights:  # at the weights' own MAR depth
+        from .evaluate import load_torch
+        model = load_torch(None, a.weights, a.config)
         source = f"weights {os.path.basename(a.weights)}"
     else:
-        init_random(model, a.random_seed)
+        model = init_random(UniPic(get_config(a.config)), a.random_seed)
         source = f"random weights, seed {a.random_seed}"
+    cfg = model.cfg
     if cfg.name != "tiny":
         sys.exit("only the tiny config has a built-in tokenizer; use toolkit.convert for the 1.5B")
     res = [int(r) for r in a.resolutions.split(",")] if a.resolutions else None

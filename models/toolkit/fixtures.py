@@ -18,7 +18,7 @@ import os
 import numpy as np
 import torch
 
-from .config import fit_to_weights, get_config
+from .config import get_config
 from .diffusion import Schedule, ddpm_step
 from .model import UniPic, init_random
 from .sampler import Draws, Runner, cfg_scale, from_uint8, mask_len_after, to_uint8
@@ -178,17 +178,12 @@ def run_fixtures(model, tok, seed) -> dict:
 
 
 def build_model(config="tiny", seed=0, weights=None):
-    cfg = get_config(config)
-    sd = torch.load(weights, map_location="cpu") if weights else None
-    if sd is not None:  # trained weights say their own depth (a run may deepen the decoder)
-        cfg = fit_to_weights(cfg, sd)
-    model = UniPic(cfg)
-    if sd is not None:  # a trained state dict replaces the seeded random weights
-        model.load_state_dict(sd, strict=True)
-        model.eval()
+    if weights:  # a trained state dict replaces the seeded random weights (at its own depth)
+        from .evaluate import load_torch
+        model = load_torch(None, weights, config)
     else:
-        init_random(model, seed)
-    return model, ByteLevelBPE(build_tiny_tokenizer(cfg.vocab_size))
+        model = init_random(UniPic(get_config(config)), seed)
+    return model, ByteLevelBPE(build_tiny_tokenizer(model.cfg.vocab_size))
 
 
 def write_all(out_dir, seed=0, weights=None) -> list:
