@@ -19,6 +19,9 @@ ShapesEval says *that* images are wrong; this says *where*. It feeds fresh train
   far it leans from the source token towards the target, under the instruction (`lean`) and under
   "Repeat this image." (`lean_repeat`): whether the instruction reaches the tokens it changes, and
   how firmly.
+- `edit_sampled_modes`: per edit form, what the head samples on the tokens an edit clearly changes,
+  alone and with half of them shown: the share that copies the source instead (`copied`) and the
+  share of cases with none copied (`whole`): a blend or a per-token coin flip.
 - `probe`: MSE of a least-squares linear map z -> x0 (fit on 3/4, scored on 1/4): how much the
   condition itself says about the token. For editing also split into tokens the edit leaves
   unchanged (should be easy: a copy of the source) and tokens it changes.
@@ -160,6 +163,63 @@ def edit_by_form(model, tok, seed, visible=(0, 16, 32), batches=2, t=950):
             for f, per in sorted(sums.items())}
 
 
+def edit_sampled_modes(model, tok, seed, batches=2):
+    """{form: {"alone" | "half_shown": {copied, whole, tokens}}}: what the head *samples* (cfg 1, the
+    edit temperature and diffusion steps) on the tokens an edit clearly changes (squared change above a
+    quarter of the median), from the true z with no target token visible ("alone") and with half the
+    changed tokens of each case visible as their targets ("half_shown"). `copied` is the share of those
+    tokens whose sample lies nearer the source than the target on the line between them; `whole` the
+    share of cases with none copied. A lean of 3/4 can be a blend or a mixture: this tells them apart
+    (a mixture copies about one token in five, each on its own draw, so an object of five changed
+    tokens comes out whole about one time in three), and "half_shown" says how much decoded neighbours
+    settle the rest, which is all MAR's later iterations can lean on."""
+    c, L = model.cfg, model.cfg.grid(model.cfg.default_resolution) ** 2
+    p = {**c.sampling, **c.edit_sampling}
+    dims = dict(size=c.default_resolution, L=L, img_tokens=L + c.buffer_tokens, cfg_drop=0.0, vocab_size=c.vocab_size,
+                batch_gen=4, batch_edit=64, batch_und=0, layout="canonical", open_colors="shared", edit_drawn=0.5)
+    r, sch, rs, sums = Runner(model, tok), Schedule(p["diffusionSteps"]), np.random.RandomState(seed), {}
+    for k in range(batches):
+        b = make_batch((seed, 2000 + k, dims))
+        forms = [S.edit_form({"instruction": _instruction(tok.decode(row[m.astype(bool)].tolist()))})
+                 for row, m in zip(b["edit_ids"], b["edit_mask"])]
+        B, changed = len(forms), None
+        for shown in ("alone", "half_shown"):
+            if changed is None:   # first pass: every token predicted, in place order
+                vis, pred = np.zeros((B, 0), np.int64), np.tile(np.arange(L), (B, 1))
+            else:                 # half of each case's changed tokens (at most 16) visible, rest random
+                V = 16
+                vis, pred = np.zeros((B, V), np.int64), np.zeros((B, L - V), np.int64)
+                for i in range(B):
+                    ci = rs.permutation(np.flatnonzero(changed[i]))[: min(int(changed[i].sum()) // 2, V)]
+                    rest = rs.permutation(np.setdiff1d(np.arange(L), ci))[: V - len(ci)]
+                    vis[i] = np.sort(np.concatenate([ci, rest]))
+                    pred[i] = np.setdiff1d(np.arange(L), vis[i])
+            b["edit_vis"], b["edit_pred"] = vis, pred
+            b["gen_vis"], b["gen_pred"] = np.zeros((4, 0), np.int64), np.tile(np.arange(L), (4, 1))
+            bd = to_device_batch(b, "cpu", model.vae, c.vae_scale)
+            z = _capture_z(model, bd)["edit"]                          # [B*n, W]
+            x0, src, _ = _targets(bd, "edit", torch.zeros(1, L, c.latent_channels))
+            d2 = ((x0 - src) ** 2).sum(1)                              # [B*n]
+            ch = changed_tokens(src[None], x0[None])[0]
+            if changed is None:
+                changed = ch.numpy().reshape(B, L)
+            clear = ch & (d2 > 0.25 * d2[ch].median())
+            x = r.diffuse(z, None, sch, 1.0, p["temperature"], Draws(seed + k))
+            copied = ((((x - src) * (x0 - src)).sum(1) / d2.clamp_min(1e-6)) < 0.5) & clear
+            n = pred.shape[1]
+            for i, f in enumerate(forms):
+                rows = slice(i * n, (i + 1) * n)
+                if int(clear[rows].sum()) == 0:
+                    continue
+                acc = sums.setdefault(f, {}).setdefault(shown, [0, 0, 0, 0])
+                acc[0] += int(copied[rows].sum())
+                acc[1] += int(clear[rows].sum())
+                acc[2] += int(copied[rows].sum() == 0)
+                acc[3] += 1
+    return {f: {k: {"copied": round(a[0] / a[1], 3), "whole": round(a[2] / a[3], 3), "tokens": a[1]}
+                for k, a in per.items()} for f, per in sorted(sums.items())}
+
+
 def probe(z, x0, rows=None):
     """Least-squares z -> x0 on the first 3/4, per-row MSE on the last 1/4 (rows: a mask to split)."""
     N = z.shape[0]
@@ -223,6 +283,7 @@ def main(argv=None):
                              "unchanged": head_x0_mse(model, Zc["edit"], Xc["edit"], ts, rows=~ch)}
     with torch.no_grad():
         report["edit_by_form"] = edit_by_form(model, tok, a.seed)
+        report["edit_sampled_modes"] = edit_sampled_modes(model, tok, a.seed)
     report["probe"] = {"gen": probe(Zc["gen"], Xc["gen"]), "edit": probe(Zc["edit"], Xc["edit"], torch.cat(CH))}
     # teacher forcing: sample the masked tokens of the first batch from their true z
     r = Runner(model, tok)

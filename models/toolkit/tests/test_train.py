@@ -106,7 +106,13 @@ def test_training_pass_conditions_the_head_as_the_sampler_does():
     assert d["gen"] < 1e-5 and d["edit"] < 1e-5, d
 
 
-def test_diagnose_report(tmp_path, capsys):
+def _any_change(monkeypatch):
+    # an untrained VAE moves the tokens of an edit far less than CHANGED_MSE: count any change
+    monkeypatch.setattr(diagnose, "changed_tokens", lambda src, tgt: ((src - tgt) ** 2).mean(-1) > 1e-10)
+
+
+def test_diagnose_report(tmp_path, capsys, monkeypatch):
+    _any_change(monkeypatch)
     m, _ = _setup(2)
     torch.save(m.state_dict(), tmp_path / "w.pt")
     diagnose.main(["--model-dir", "", "--config", "tiny-test", "--weights", str(tmp_path / "w.pt"),
@@ -119,6 +125,30 @@ def test_diagnose_report(tmp_path, capsys):
     assert any(v is not None and v > 0 for part in split.values() for v in part.values())
     assert r["probe"]["edit"]["all"] > 0 and 0 <= r["probe"]["edit"]["changed_share"] <= 1
     assert all(0 <= v <= 1 for v in r["decoder_noise"].values())  # an untrained VAE: no floor here
+    modes = r["edit_sampled_modes"]
+    assert modes and all(set(per) <= {"alone", "half_shown"} for per in modes.values())
+    assert all(0 <= v["copied"] <= 1 and 0 <= v["whole"] <= 1 and v["tokens"] > 0
+               for per in modes.values() for v in per.values())
+
+
+def test_edit_sampled_modes_count_copies_and_whole_objects(monkeypatch):
+    """A head that samples the target copies nothing and leaves every object whole; one that samples
+    the source copies every clearly changed token; showing half the changed tokens predicts fewer."""
+    _any_change(monkeypatch)
+    m, _ = _setup(2)
+    tok, _ = D.tiny_tokenizer(MINI.vocab_size)
+    seen, real_targets = {}, diagnose._targets
+
+    def targets(bd, task, background):
+        seen["x0"], seen["src"], bg = real_targets(bd, task, background)
+        return seen["x0"], seen["src"], bg
+
+    monkeypatch.setattr(diagnose, "_targets", targets)
+    for sample, copied, whole in (("x0", 0.0, 1.0), ("src", 1.0, 0.0)):
+        monkeypatch.setattr(diagnose.Runner, "diffuse", lambda self, z, *a, s=sample: seen[s].clone())
+        out = diagnose.edit_sampled_modes(m.eval(), tok, 3, batches=1)
+        assert out and all(v["copied"] == copied and v["whole"] == whole for per in out.values() for v in per.values())
+        assert all(per["half_shown"]["tokens"] < per["alone"]["tokens"] for per in out.values() if "half_shown" in per)
 
 
 def test_few_steps_lower_the_loss():
