@@ -114,6 +114,17 @@ def _x0_estimate(model, dl, x0, z, t, seed):
     return dl.x0_from_eps(xt, tt, model.diffusion_head(xt, tt, z)[:, :x0.shape[1]])
 
 
+def _edit_batch(model, tok, seed, step, batch_gen):
+    """A training batch of 64 edits (the shipped recipe's data, no prompt dropout) beside batch_gen
+    drawings, and each edit's form from its instruction."""
+    c, L = model.cfg, model.cfg.grid(model.cfg.default_resolution) ** 2
+    dims = dict(size=c.default_resolution, L=L, img_tokens=L + c.buffer_tokens, cfg_drop=0.0, vocab_size=c.vocab_size,
+                batch_gen=batch_gen, batch_edit=64, batch_und=0, layout="canonical", open_colors="shared", edit_drawn=0.5)
+    b = make_batch((seed, step, dims))
+    return b, [S.edit_form({"instruction": _instruction(tok.decode(r[m.astype(bool)].tolist()))})
+               for r, m in zip(b["edit_ids"], b["edit_mask"])]
+
+
 def edit_by_form(model, tok, seed, visible=(0, 16, 32), batches=2, t=950):
     """{form: {V: {mse, lean, lean_repeat}}} on the tokens an edit changes, per edit form, with V
     target tokens visible: `mse` of the head's x0 estimate at step t (beside `gen`: a drawing's object
@@ -123,16 +134,12 @@ def edit_by_form(model, tok, seed, visible=(0, 16, 32), batches=2, t=950):
     negative's, is an instruction that reaches the token but is only partly believed: the sampler then
     changes some of an object's tokens and copies the rest."""
     c, L = model.cfg, model.cfg.grid(model.cfg.default_resolution) ** 2
-    dims = dict(size=c.default_resolution, L=L, img_tokens=L + c.buffer_tokens, cfg_drop=0.0, vocab_size=c.vocab_size,
-                batch_gen=32, batch_edit=64, batch_und=0, layout="canonical", open_colors="shared", edit_drawn=0.5)
     dl, sums = DiffusionLoss("cpu"), {}
     _, ids = tiny_tokenizer(c.vocab_size)
     with torch.no_grad():
         white = to_tokens(model.vae_encode(from_uint8(S.render([], c.default_resolution)[None]))) * c.vae_scale
     for k in range(batches):
-        b = make_batch((seed, 1000 + k, dims))
-        forms = [S.edit_form({"instruction": _instruction(tok.decode(r[m.astype(bool)].tolist()))})
-                 for r, m in zip(b["edit_ids"], b["edit_mask"])]
+        b, forms = _edit_batch(model, tok, seed, 1000 + k, batch_gen=32)
         negative = tok.encode(chat(EDIT_NEGATIVE.format(image=IMAGE * (L + c.buffer_tokens))))
         rep_ids, rep_mask = _pad([negative] * len(forms), ids["pad"])
         rs = np.random.RandomState(seed + k)
@@ -175,13 +182,9 @@ def edit_sampled_modes(model, tok, seed, batches=2):
     settle the rest, which is all MAR's later iterations can lean on."""
     c, L = model.cfg, model.cfg.grid(model.cfg.default_resolution) ** 2
     p = {**c.sampling, **c.edit_sampling}
-    dims = dict(size=c.default_resolution, L=L, img_tokens=L + c.buffer_tokens, cfg_drop=0.0, vocab_size=c.vocab_size,
-                batch_gen=4, batch_edit=64, batch_und=0, layout="canonical", open_colors="shared", edit_drawn=0.5)
     r, sch, rs, sums = Runner(model, tok), Schedule(p["diffusionSteps"]), np.random.RandomState(seed), {}
     for k in range(batches):
-        b = make_batch((seed, 2000 + k, dims))
-        forms = [S.edit_form({"instruction": _instruction(tok.decode(row[m.astype(bool)].tolist()))})
-                 for row, m in zip(b["edit_ids"], b["edit_mask"])]
+        b, forms = _edit_batch(model, tok, seed, 2000 + k, batch_gen=4)
         B, changed = len(forms), None
         for shown in ("alone", "half_shown"):
             if changed is None:   # first pass: every token predicted, in place order
