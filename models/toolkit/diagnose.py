@@ -21,7 +21,7 @@ ShapesEval says *that* images are wrong; this says *where*. It feeds fresh train
   how firmly.
 - `edit_sampled_modes`: per edit form, what the head samples on the tokens an edit clearly changes,
   alone and with half of them shown: the share that copies the source instead (`copied`) and the
-  share of cases with none copied (`whole`): a blend or a per-token coin flip.
+  share of cases with none copied (`whole`): a blend, or a split across tokens.
 - `probe`: MSE of a least-squares linear map z -> x0 (fit on 3/4, scored on 1/4): how much the
   condition itself says about the token. For editing also split into tokens the edit leaves
   unchanged (should be easy: a copy of the source) and tokens it changes.

@@ -20,6 +20,9 @@ T2I_POSITIVE = "Generate an image: {prompt}"
 T2I_NEGATIVE = "Generate an image."
 EDIT_POSITIVE = "{image}\n{instruction}"
 EDIT_NEGATIVE = "{image}\nRepeat this image."
+# UniPic's unconditional edit prompt (its edit training data, docs/model.md §4): the instruction
+# dropped, the edit target kept. Training only (train_args --edit-uncond); never sampled with.
+EDIT_UNCOND = "{image}\nEdit this image."
 UNDERSTAND = "{image}\n{question}"
 
 # Qwen2's pre-tokenizer regex, as written in its tokenizer.json (goes to the JS side verbatim).

@@ -149,7 +149,7 @@ class Trainer:
         d = {"size": self.size, "L": g * g, "img_tokens": g * g + c.buffer_tokens, "cfg_drop": a.cfg_drop,
              "vocab_size": c.vocab_size, "batch_gen": a.batch_gen, "batch_edit": a.batch_edit,
              "batch_und": a.batch_und, "layout": a.layout, "open_colors": a.open_colors, "mask_min": a.mask_min,
-             "edit_drawn": a.edit_drawn}
+             "edit_drawn": a.edit_drawn, "edit_uncond": a.edit_uncond}
         if self.static:
             d.update(static=True, pads=static_pads(make_batch, d))
         return d

@@ -51,6 +51,9 @@ def parse_args(argv=None):
     ap.add_argument("--edit-drawn", type=float, default=0.0,
                     help="share of edit sources drawn like the model's own pictures (canonical layouts) "
                     "instead of random scenes")
+    ap.add_argument("--edit-uncond", type=float, default=0.0,
+                    help='share of edit samples trained with UniPic\'s unconditional "Edit this image." and the '
+                    "edit target kept, so the change can only be read from the visible target tokens")
     ap.add_argument("--mask-min", type=float, default=0.7,
                     help="lower bound of the truncnorm(1, 0.25) mask ratio (MAR: 0.7; lower shows more visible tokens)")
     ap.add_argument("--cfg-drop", type=float, default=0.1, help="prompt dropout to the CFG negative")

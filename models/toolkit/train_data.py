@@ -19,7 +19,7 @@ import torch
 
 from . import shapes as S
 from . import vae_train as V
-from .tokenizer import (EDIT_NEGATIVE, EDIT_POSITIVE, IMAGE, T2I_NEGATIVE, T2I_POSITIVE, UNDERSTAND, ByteLevelBPE,
+from .tokenizer import (EDIT_NEGATIVE, EDIT_POSITIVE, EDIT_UNCOND, IMAGE, T2I_NEGATIVE, T2I_POSITIVE, UNDERSTAND, ByteLevelBPE,
                         build_tiny_tokenizer, chat, special_ids)
 
 
@@ -90,12 +90,16 @@ def make_batch(job) -> dict:
                                                  drawn_share=d.get("edit_drawn", 0.0),
                                                  open_colors=d.get("open_colors", "each"))
             src[i] = S.render(scene, size)
-            if rng.random() < drop:
+            u = rng.random()  # one draw: the same data stream whatever edit_uncond is
+            if u < drop:
                 texts.append(chat(EDIT_NEGATIVE.format(image=img_str)))
                 tgt[i] = src[i]
-            else:
-                texts.append(chat(EDIT_POSITIVE.format(image=img_str, instruction=instr)))
-                tgt[i] = S.render(target, size)
+                continue
+            # instruction dropped, target kept: the change is read from the visible target tokens
+            uncond = u < drop + d.get("edit_uncond", 0.0)
+            texts.append(chat(EDIT_UNCOND.format(image=img_str) if uncond
+                              else EDIT_POSITIVE.format(image=img_str, instruction=instr)))
+            tgt[i] = S.render(target, size)
         out["edit_ids"], out["edit_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
         out["edit_src"], out["edit_img"] = src, tgt
         n = math.ceil(L * truncnorm_ratio(rng, lo=d.get("mask_min", 0.7)))

@@ -425,3 +425,17 @@ def test_edit_focus_weights_the_changed_tokens_alike_in_both_passes():
     tgt[1, 2] = 1.0
     assert TL.edit_weights(src, tgt, 3.0).tolist() == [[1.0] * 4, [1.0, 1.0, 4.0, 1.0]]
     assert TL.edit_weights(src, tgt, 0.0) is None
+
+
+def test_edit_uncond_drops_the_instruction_and_keeps_the_target():
+    """--edit-uncond: the prompt becomes UniPic's "Edit this image." while source and target stay
+    those of the instruction's edit (the same data stream as without it)."""
+    tok, _ = D.tiny_tokenizer(MINI.vocab_size)
+    d = {**_dims(), "cfg_drop": 0.0}
+    plain, blind = D.make_batch((4, 1, d)), D.make_batch((4, 1, {**d, "edit_uncond": 1.0}))
+    assert (plain["edit_src"] == blind["edit_src"]).all() and (plain["edit_img"] == blind["edit_img"]).all()
+    changed = [(s != t).any() for s, t in zip(blind["edit_src"], blind["edit_img"])]
+    assert any(changed)  # the targets are edits, not copies of the source
+    for row_plain, row_blind in zip(plain["edit_ids"], blind["edit_ids"]):
+        assert tok.decode(row_blind.tolist()).find("Edit this image.") > 0
+        assert "Edit this image." not in tok.decode(row_plain.tolist())
