@@ -35,8 +35,8 @@ describe("manifest sampling defaults", () => {
     const m = parseManifest(JSON.stringify(COMMITTED), MODEL_DIR);
     expect(m.sampling).toEqual(COMMITTED.sampling_defaults);
     expect(m.editSampling).toEqual(COMMITTED.edit_sampling_defaults);
-    // Text-to-image took T 0.35 and CFG 2 on 2026-11-30; edits keep what they were measured at.
-    expect(m.editSampling).toEqual({ cfg: 1, temperature: 0.7 });
+    // Text-to-image took T 0.35 and CFG 2 on 2026-11-30; edits T 0.4 on 2026-12-01 (run cpu19's sweep).
+    expect(m.editSampling).toEqual({ cfg: 1, temperature: 0.4 });
   });
 
   it("reads a manifest without edit_sampling_defaults as no edit overrides", () => {
