@@ -19,8 +19,8 @@ import torch
 
 from . import shapes as S
 from . import vae_train as V
-from .tokenizer import (EDIT_NEGATIVE, EDIT_POSITIVE, EDIT_UNCOND, IMAGE, T2I_NEGATIVE, T2I_POSITIVE, UNDERSTAND, ByteLevelBPE,
-                        build_tiny_tokenizer, chat, special_ids)
+from .tokenizer import (EDIT_NEGATIVE, EDIT_POSITIVE, EDIT_UNCOND, IMAGE, T2I_NEGATIVE, T2I_POSITIVE, UNDERSTAND,
+                        ByteLevelBPE, build_tiny_tokenizer, chat, special_ids)
 
 
 # ---------------------------------------------------------------------------------------------
