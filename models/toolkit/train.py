@@ -188,7 +188,7 @@ class Trainer:
         model = self.build(vae_sd)
         obj = (StaticObjective if self.static else Objective)(model, self.dev, mul=a.diff_mul, autocast=self.bf16,
                                                                cpu_bf16=self.bf16, snr_gamma=a.snr_gamma,
-                                                               edit_focus=a.edit_focus)
+                                                               edit_focus=a.edit_focus, edit_focus_on=a.edit_focus_on)
         tok, ids = tiny_tokenizer(self.cfg.vocab_size)
         obj.ids = ids
         opt = self.optimizer(model)

@@ -39,6 +39,9 @@ def parse_args(argv=None):
     ap.add_argument("--w-und", type=float, default=0.5)
     ap.add_argument("--edit-focus", type=float, default=0.0,
                     help="extra loss weight on the edit target tokens that differ from the source (0: plain mean)")
+    ap.add_argument("--edit-focus-on", default="latent", choices=["latent", "pixels"],
+                    help="which tokens --edit-focus weighs: those whose latent moves (the VAE spreads a change "
+                    "to neighbours) or those whose own patch of pixels changes")
     ap.add_argument("--diff-mul", type=int, default=4, help="diffusion_batch_mul")
     ap.add_argument("--snr-gamma", type=float, default=0.0,
                     help="Min-SNR weighting of the eps loss (e.g. 5); 0 = uniform over t")

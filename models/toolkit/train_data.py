@@ -60,6 +60,15 @@ def _masking(rs: np.random.RandomState, B: int, L: int, n_mask: int):
     return np.sort(orders[:, n_mask:], axis=1), np.sort(orders[:, :n_mask], axis=1)
 
 
+def patch_changes(src, tgt, grid: int):
+    """uint8 [B,H,W,3] x2 -> [B,grid*grid] float32: the share of each token's patch of pixels that
+    differs (any channel by more than a rendering's anti-aliasing), raster order like the tokens."""
+    B, H = src.shape[:2]
+    p = H // grid
+    diff = (np.abs(src.astype(np.int16) - tgt.astype(np.int16)).max(-1) > 8).astype(np.float32)
+    return diff.reshape(B, grid, p, grid, p).mean((2, 4)).reshape(B, grid * grid)
+
+
 def make_batch(job) -> dict:
     """job = (seed, step, dims dict). Renders and tokenizes one step's batch (numpy only)."""
     seed, step, d = job
@@ -102,6 +111,7 @@ def make_batch(job) -> dict:
             tgt[i] = S.render(target, size)
         out["edit_ids"], out["edit_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
         out["edit_src"], out["edit_img"] = src, tgt
+        out["edit_patch"] = patch_changes(src, tgt, int(math.isqrt(L)))
         n = math.ceil(L * truncnorm_ratio(rng, lo=d.get("mask_min", 0.7)))
         out["edit_vis"], out["edit_pred"] = _masking(rs, Be, L, n)
     if Bu:

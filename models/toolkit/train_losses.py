@@ -160,8 +160,13 @@ def changed_tokens(src, tgt):
     return ((src - tgt) ** 2).mean(-1) > CHANGED_MSE
 
 
-def edit_weights(src, tgt, focus: float):
+def edit_weights(src, tgt, focus: float, pixels=None):
     """[B,L] loss weights of an edit's target tokens: 1 + focus on the tokens the edit changes.
+    pixels [B,L] (optional, train_data.patch_changes): count as changed only the tokens whose own
+    patch of pixels changes. The VAE's latents are not local: an edit moves two to three times as
+    many tokens as it repaints patches, and copying those neighbours (or the smallest latent
+    changes) costs the scorer nothing, while copying a repainted patch fails the edit
+    (docs/training.md, "Which copied tokens fail an edit").
 
     An edit changes a few percent of the tokens and the decoder already holds the source at every
     masked position (x_con), so the plain mean is nearly all copying: a model that ignores the
@@ -169,16 +174,19 @@ def edit_weights(src, tgt, focus: float):
     the instruction worth learning (the weighted mean keeps the loss's scale). None when focus = 0."""
     if focus <= 0:
         return None
-    return 1.0 + focus * changed_tokens(src, tgt).float()
+    changed = changed_tokens(src, tgt) if pixels is None else pixels > 0
+    return 1.0 + focus * changed.float()
 
 
 class Objective:
     """The three task losses of one step, on the training (non-EMA) model.
-    edit_focus: extra loss weight on the target tokens an edit changes (edit_weights)."""
+    edit_focus: extra loss weight on the target tokens an edit changes (edit_weights), told by their
+    latents or, with edit_focus_on="pixels", by their patches of pixels."""
 
-    def __init__(self, model: UniPic, device, mul=4, autocast=False, cpu_bf16=False, snr_gamma=0.0, edit_focus=0.0):
+    def __init__(self, model: UniPic, device, mul=4, autocast=False, cpu_bf16=False, snr_gamma=0.0, edit_focus=0.0,
+                 edit_focus_on="latent"):
         self.m, self.dev, self.mul = model, torch.device(device), mul
-        self.edit_focus = edit_focus
+        self.edit_focus, self.edit_focus_on = edit_focus, edit_focus_on
         self.cfg = model.cfg
         c = self.cfg
         self.L = c.grid(c.default_resolution) ** 2
@@ -252,6 +260,10 @@ class Objective:
         return self.diff(self.m.mar.diffloss.net, z.reshape(B * n, -1).float(), x0.reshape(B * n, C),
                          self.mul, gen, self.ctx, weight=w)
 
+    def edit_w(self, b):
+        pix = b["edit_patch"] if self.edit_focus_on == "pixels" else None
+        return edit_weights(b["edit_src_tok"], b["edit_tok"], self.edit_focus, pix)
+
     def losses(self, b, gen):
         """b: batch dict of device tensors (tokens already encoded). -> dict of scalar losses."""
         ids = self.ids
@@ -270,7 +282,7 @@ class Objective:
             with self.ctx():
                 x_con, z_enc = self.encode_source(b["edit_src_tok"], pos)
                 fill = self.m.mar_fill(x_con, torch.ones(B, device=self.dev))
-            w = edit_weights(b["edit_src_tok"], b["edit_tok"], self.edit_focus)
+            w = self.edit_w(b)
             out["edit"], out["edit_mse"] = self.image_loss(b["edit_tok"], b["edit_vis"], b["edit_pred"], b["edit_ids"],
                                                            b["edit_mask"], fill, z_enc, ids["image"], gen, pos, w)
         if "und_ids" in b:

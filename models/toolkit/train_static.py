@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .qwen2 import NEG
-from .train_losses import Objective, edit_weights
+from .train_losses import Objective
 
 
 def prompt_lengths(tok, sample_texts, margin: int = 4) -> int:
@@ -152,7 +152,7 @@ class StaticObjective(Objective):
             with self.ctx():
                 x_con, z_enc = self.encode_source(b["edit_src_tok"], pos)
                 fill = self.m.mar_fill(x_con, torch.ones(B, device=self.dev))
-            w = edit_weights(b["edit_src_tok"], b["edit_tok"], self.edit_focus)
+            w = self.edit_w(b)
             out["edit"], out["edit_mse"] = self.image_loss(b["edit_tok"], b["edit_pmask"], b["edit_ids"],
                                                            b["edit_mask"], fill, z_enc, *draws["edit"], pos, w)
         if "und_ids" in b:

@@ -56,3 +56,31 @@ def test_summary_is_shares_per_form():
     s = summarize(rows)
     assert s["recolor"]["n"] == 2
     assert s["recolor"]["score"] == 0.5 and s["recolor"]["source"] == 0.5 and s["recolor"]["kept"] == 1.0
+
+
+class _ExactVAE:
+    """A stand-in for UniPic whose 'VAE' is space-to-depth: every token is exactly its own 8x8
+    patch, so a latent moves only where pixels change and decoding is lossless."""
+    from toolkit.config import TINY as cfg
+
+    def vae_encode(self, x):                   # [B,3,64,64] -> [B,192,8,8]
+        B = x.shape[0]
+        return x.reshape(B, 3, 8, 8, 8, 8).permute(0, 1, 3, 5, 2, 4).reshape(B, 192, 8, 8)
+
+    def vae_decode(self, z):                   # [B,192,8,8] -> [B,3,64,64]
+        B = z.shape[0]
+        return z.reshape(B, 3, 8, 8, 8, 8).permute(0, 1, 4, 2, 5, 3).reshape(B, 3, 64, 64)
+
+
+def test_edit_oracle_scores_targets_and_copies_on_a_lossless_vae():
+    """With a VAE that is exact and local, the true target scores 1, the source 0, copying the
+    (here absent) spread costs nothing, and copying the smallest changes never beats the target."""
+    import torch
+    from toolkit.edit_oracle import SHARES, _smallest, form_report
+    rep = form_report(_ExactVAE(), "recolor", 6, random.Random(3), torch.Generator().manual_seed(0))
+    assert rep["target"] == 1.0 and rep["source"] == 0.0 and rep["copy_context"] == 1.0
+    assert 0 < rep["patch_changed"] and rep["latent_changed"] <= rep["patch_changed"]
+    assert all(0.0 <= rep[f"copy_random_{p}"] <= 1.0 and rep[f"copy_smallest_{p}"] <= 1.0 for p in SHARES)
+    lat = torch.tensor([[0.5, 0.1, 0.9, 0.2], [0.3, 0.0, 0.0, 0.0]])
+    changed = torch.tensor([[True, True, True, False], [True, False, False, False]])
+    assert _smallest(lat, changed, 0.34).tolist() == [[False, True, False, False], [False, False, False, False]]

@@ -427,6 +427,26 @@ def test_edit_focus_weights_the_changed_tokens_alike_in_both_passes():
     assert TL.edit_weights(src, tgt, 0.0) is None
 
 
+def test_edit_focus_on_pixels_weighs_the_repainted_patches():
+    """--edit-focus-on pixels: the changed tokens are those whose own patch of pixels differs
+    (patch_changes), not those whose latent moves; the batch carries the patch shares."""
+    src = np.full((1, 16, 16, 3), 255, np.uint8)
+    tgt = src.copy()
+    tgt[0, 4:8, 8:12] = (255, 0, 0)      # a quarter of patch (0, 1) of a 2x2 grid of 8 px patches
+    tgt[0, 15, 15] = (250, 250, 250)      # anti-aliasing sized: not a change
+    assert D.patch_changes(src, tgt, 2).tolist() == [[0.0, 0.25, 0.0, 0.0]]
+    lat_src, lat_tgt = torch.zeros(1, 4, 3), torch.zeros(1, 4, 3)
+    lat_tgt[0, 2] = 1.0                   # the latent moved at a neighbour, not at the patch
+    pix = torch.tensor([[0.0, 0.25, 0.0, 0.0]])
+    assert TL.edit_weights(lat_src, lat_tgt, 3.0, pix).tolist() == [[1.0, 4.0, 1.0, 1.0]]
+    assert TL.edit_weights(lat_src, lat_tgt, 3.0).tolist() == [[1.0, 1.0, 4.0, 1.0]]
+    d = {**_dims(), "cfg_drop": 0.0, "layout": "canonical"}
+    b = D.make_batch((7, 2, d))
+    want = D.patch_changes(b["edit_src"], b["edit_img"], int(np.sqrt(d["L"])))
+    assert b["edit_patch"].shape == (d["batch_edit"], d["L"]) and np.array_equal(b["edit_patch"], want)
+    assert (b["edit_patch"] > 0).any()   # the canonical edits repaint something
+
+
 def test_edit_uncond_drops_the_instruction_and_keeps_the_target():
     """--edit-uncond: the prompt becomes UniPic's "Edit this image." while source and target stay
     those of the instruction's edit (the same data stream as without it)."""
