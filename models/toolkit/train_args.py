@@ -39,9 +39,10 @@ def parse_args(argv=None):
     ap.add_argument("--w-und", type=float, default=0.5)
     ap.add_argument("--edit-focus", type=float, default=0.0,
                     help="extra loss weight on the edit target tokens that differ from the source (0: plain mean)")
-    ap.add_argument("--edit-focus-on", default="latent", choices=["latent", "pixels"],
+    ap.add_argument("--edit-focus-on", default="latent", choices=["latent", "pixels", "objects"],
                     help="which tokens --edit-focus weighs: those whose latent moves (the VAE spreads a change "
-                    "to neighbours) or those whose own patch of pixels changes")
+                    "to neighbours), those whose own patch of pixels changes, or every token an object "
+                    "covers in the source or the target (the change and the objects it keeps)")
     ap.add_argument("--diff-mul", type=int, default=4, help="diffusion_batch_mul")
     ap.add_argument("--snr-gamma", type=float, default=0.0,
                     help="Min-SNR weighting of the eps loss (e.g. 5); 0 = uniform over t")

@@ -69,6 +69,17 @@ def patch_changes(src, tgt, grid: int):
     return diff.reshape(B, grid, p, grid, p).mean((2, 4)).reshape(B, grid * grid)
 
 
+def patch_objects(src, tgt, grid: int):
+    """uint8 [B,H,W,3] x2 -> [B,grid*grid] float32: the share of each token's patch covered by an
+    object (not background) in the source or the target: the repainted patches and the objects an
+    edit keeps, without the empty background that makes up most of a plain mean."""
+    B, H = src.shape[:2]
+    p = H // grid
+    bg = np.array(S.BACKGROUND, np.int16)
+    obj = ((np.abs(src.astype(np.int16) - bg).max(-1) > 8) | (np.abs(tgt.astype(np.int16) - bg).max(-1) > 8))
+    return obj.astype(np.float32).reshape(B, grid, p, grid, p).mean((2, 4)).reshape(B, grid * grid)
+
+
 def make_batch(job) -> dict:
     """job = (seed, step, dims dict). Renders and tokenizes one step's batch (numpy only)."""
     seed, step, d = job
@@ -112,6 +123,7 @@ def make_batch(job) -> dict:
         out["edit_ids"], out["edit_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
         out["edit_src"], out["edit_img"] = src, tgt
         out["edit_patch"] = patch_changes(src, tgt, int(math.isqrt(L)))
+        out["edit_objects"] = patch_objects(src, tgt, int(math.isqrt(L)))
         n = math.ceil(L * truncnorm_ratio(rng, lo=d.get("mask_min", 0.7)))
         out["edit_vis"], out["edit_pred"] = _masking(rs, Be, L, n)
     if Bu:

@@ -162,11 +162,11 @@ def changed_tokens(src, tgt):
 
 def edit_weights(src, tgt, focus: float, pixels=None):
     """[B,L] loss weights of an edit's target tokens: 1 + focus on the tokens the edit changes.
-    pixels [B,L] (optional, train_data.patch_changes): count as changed only the tokens whose own
-    patch of pixels changes. The VAE's latents are not local: an edit moves two to three times as
-    many tokens as it repaints patches, and copying those neighbours (or the smallest latent
-    changes) costs the scorer nothing, while copying a repainted patch fails the edit
-    (docs/training.md, "Which copied tokens fail an edit").
+    pixels [B,L] (optional): weigh instead the tokens whose patch share is above 0: those an edit
+    repaints (train_data.patch_changes) or those any object covers (train_data.patch_objects).
+    The VAE's latents are not local: an edit moves two to three times as many tokens as it
+    repaints patches, and copying those neighbours costs the scorer little, while copying a
+    repainted patch fails the edit (docs/training.md, "Which copied tokens fail an edit").
 
     An edit changes a few percent of the tokens and the decoder already holds the source at every
     masked position (x_con), so the plain mean is nearly all copying: a model that ignores the
@@ -181,7 +181,8 @@ def edit_weights(src, tgt, focus: float, pixels=None):
 class Objective:
     """The three task losses of one step, on the training (non-EMA) model.
     edit_focus: extra loss weight on the target tokens an edit changes (edit_weights), told by their
-    latents or, with edit_focus_on="pixels", by their patches of pixels."""
+    latents, or with edit_focus_on "pixels" by their repainted patches, or with "objects" every
+    token an object covers in the source or the target."""
 
     def __init__(self, model: UniPic, device, mul=4, autocast=False, cpu_bf16=False, snr_gamma=0.0, edit_focus=0.0,
                  edit_focus_on="latent"):
@@ -261,7 +262,7 @@ class Objective:
                          self.mul, gen, self.ctx, weight=w)
 
     def edit_w(self, b):
-        pix = b["edit_patch"] if self.edit_focus_on == "pixels" else None
+        pix = {"pixels": b.get("edit_patch"), "objects": b.get("edit_objects")}.get(self.edit_focus_on)
         return edit_weights(b["edit_src_tok"], b["edit_tok"], self.edit_focus, pix)
 
     def losses(self, b, gen):

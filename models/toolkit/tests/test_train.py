@@ -429,12 +429,17 @@ def test_edit_focus_weights_the_changed_tokens_alike_in_both_passes():
 
 def test_edit_focus_on_pixels_weighs_the_repainted_patches():
     """--edit-focus-on pixels: the changed tokens are those whose own patch of pixels differs
-    (patch_changes), not those whose latent moves; the batch carries the patch shares."""
+    (patch_changes), not those whose latent moves; "objects" adds the patches of the objects an
+    edit keeps (patch_objects); the batch carries both shares."""
     src = np.full((1, 16, 16, 3), 255, np.uint8)
     tgt = src.copy()
     tgt[0, 4:8, 8:12] = (255, 0, 0)      # a quarter of patch (0, 1) of a 2x2 grid of 8 px patches
     tgt[0, 15, 15] = (250, 250, 250)      # anti-aliasing sized: not a change
     assert D.patch_changes(src, tgt, 2).tolist() == [[0.0, 0.25, 0.0, 0.0]]
+    src[0, 8:16, 0:8] = (0, 0, 255)          # an object the edit keeps, in patch (1, 0)
+    tgt[0, 8:16, 0:8] = (0, 0, 255)
+    assert D.patch_changes(src, tgt, 2).tolist() == [[0.0, 0.25, 0.0, 0.0]]
+    assert D.patch_objects(src, tgt, 2).tolist() == [[0.0, 0.25, 1.0, 0.0]]
     lat_src, lat_tgt = torch.zeros(1, 4, 3), torch.zeros(1, 4, 3)
     lat_tgt[0, 2] = 1.0                   # the latent moved at a neighbour, not at the patch
     pix = torch.tensor([[0.0, 0.25, 0.0, 0.0]])
@@ -445,6 +450,15 @@ def test_edit_focus_on_pixels_weighs_the_repainted_patches():
     want = D.patch_changes(b["edit_src"], b["edit_img"], int(np.sqrt(d["L"])))
     assert b["edit_patch"].shape == (d["batch_edit"], d["L"]) and np.array_equal(b["edit_patch"], want)
     assert (b["edit_patch"] > 0).any()   # the canonical edits repaint something
+    objects = D.patch_objects(b["edit_src"], b["edit_img"], int(np.sqrt(d["L"])))
+    assert np.array_equal(b["edit_objects"], objects) and ((objects > 0) >= (b["edit_patch"] > 0)).all()
+    # Objective.edit_w picks the share --edit-focus-on names
+    from types import SimpleNamespace
+    bt = {"edit_src_tok": lat_src, "edit_tok": lat_tgt, "edit_patch": pix,
+          "edit_objects": torch.tensor([[0.0, 0.25, 1.0, 0.0]])}
+    w = {on: TL.Objective.edit_w(SimpleNamespace(edit_focus=3.0, edit_focus_on=on), bt).tolist()
+         for on in ("latent", "pixels", "objects")}
+    assert w == {"latent": [[1.0, 1.0, 4.0, 1.0]], "pixels": [[1.0, 4.0, 1.0, 1.0]], "objects": [[1.0, 4.0, 4.0, 1.0]]}
 
 
 def test_edit_uncond_drops_the_instruction_and_keeps_the_target():
