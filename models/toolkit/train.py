@@ -149,7 +149,7 @@ class Trainer:
         d = {"size": self.size, "L": g * g, "img_tokens": g * g + c.buffer_tokens, "cfg_drop": a.cfg_drop,
              "vocab_size": c.vocab_size, "batch_gen": a.batch_gen, "batch_edit": a.batch_edit,
              "batch_und": a.batch_und, "layout": a.layout, "open_colors": a.open_colors, "mask_min": a.mask_min,
-             "edit_drawn": a.edit_drawn, "edit_uncond": a.edit_uncond}
+             "edit_drawn": a.edit_drawn, "edit_uncond": a.edit_uncond, "edit_focus_on": a.edit_focus_on}
         if self.static:
             d.update(static=True, pads=static_pads(make_batch, d))
         return d
@@ -188,7 +188,7 @@ class Trainer:
         model = self.build(vae_sd)
         obj = (StaticObjective if self.static else Objective)(model, self.dev, mul=a.diff_mul, autocast=self.bf16,
                                                                cpu_bf16=self.bf16, snr_gamma=a.snr_gamma,
-                                                               edit_focus=a.edit_focus, edit_focus_on=a.edit_focus_on)
+                                                               edit_focus=a.edit_focus)
         tok, ids = tiny_tokenizer(self.cfg.vocab_size)
         obj.ids = ids
         opt = self.optimizer(model)

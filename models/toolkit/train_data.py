@@ -60,24 +60,34 @@ def _masking(rs: np.random.RandomState, B: int, L: int, n_mask: int):
     return np.sort(orders[:, n_mask:], axis=1), np.sort(orders[:, :n_mask], axis=1)
 
 
-def patch_changes(src, tgt, grid: int):
-    """uint8 [B,H,W,3] x2 -> [B,grid*grid] float32: the share of each token's patch of pixels that
-    differs (any channel by more than a rendering's anti-aliasing), raster order like the tokens."""
-    B, H = src.shape[:2]
+def _differs(a, b):
+    """uint8 [...,3] arrays -> bool [...]: any channel apart by more than a rendering's anti-aliasing."""
+    return np.abs(a.astype(np.int16) - np.asarray(b, np.int16)).max(-1) > 8
+
+
+def _patch_share(mask, grid: int):
+    """bool [B,H,W] -> [B,grid*grid] float32: the share of each token's patch that is set, in the
+    tokens' raster order."""
+    B, H = mask.shape[:2]
     p = H // grid
-    diff = (np.abs(src.astype(np.int16) - tgt.astype(np.int16)).max(-1) > 8).astype(np.float32)
-    return diff.reshape(B, grid, p, grid, p).mean((2, 4)).reshape(B, grid * grid)
+    return mask.astype(np.float32).reshape(B, grid, p, grid, p).mean((2, 4)).reshape(B, grid * grid)
+
+
+def patch_changes(src, tgt, grid: int):
+    """uint8 [B,H,W,3] x2 -> [B,grid*grid]: the share of each token's patch the edit repaints."""
+    return _patch_share(_differs(src, tgt), grid)
 
 
 def patch_objects(src, tgt, grid: int):
-    """uint8 [B,H,W,3] x2 -> [B,grid*grid] float32: the share of each token's patch covered by an
-    object (not background) in the source or the target: the repainted patches and the objects an
-    edit keeps, without the empty background that makes up most of a plain mean."""
-    B, H = src.shape[:2]
-    p = H // grid
-    bg = np.array(S.BACKGROUND, np.int16)
-    obj = ((np.abs(src.astype(np.int16) - bg).max(-1) > 8) | (np.abs(tgt.astype(np.int16) - bg).max(-1) > 8))
-    return obj.astype(np.float32).reshape(B, grid, p, grid, p).mean((2, 4)).reshape(B, grid * grid)
+    """uint8 [B,H,W,3] x2 -> [B,grid*grid]: the share of each token's patch an object covers in the
+    source or the target: the repainted patches and the objects an edit keeps, without the empty
+    background that makes up most of a plain mean."""
+    return _patch_share(_differs(src, S.BACKGROUND) | _differs(tgt, S.BACKGROUND), grid)
+
+
+# --edit-focus-on: the patch shares whose tokens the edit loss weighs (train_losses.edit_weights);
+# "latent" needs none (it reads the tokens themselves)
+FOCUS_PATCHES = {"pixels": patch_changes, "objects": patch_objects}
 
 
 def make_batch(job) -> dict:
@@ -122,8 +132,8 @@ def make_batch(job) -> dict:
             tgt[i] = S.render(target, size)
         out["edit_ids"], out["edit_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
         out["edit_src"], out["edit_img"] = src, tgt
-        out["edit_patch"] = patch_changes(src, tgt, int(math.isqrt(L)))
-        out["edit_objects"] = patch_objects(src, tgt, int(math.isqrt(L)))
+        if d.get("edit_focus_on") in FOCUS_PATCHES:
+            out["edit_focus"] = FOCUS_PATCHES[d["edit_focus_on"]](src, tgt, int(math.isqrt(L)))
         n = math.ceil(L * truncnorm_ratio(rng, lo=d.get("mask_min", 0.7)))
         out["edit_vis"], out["edit_pred"] = _masking(rs, Be, L, n)
     if Bu:

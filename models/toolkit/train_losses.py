@@ -163,7 +163,7 @@ def changed_tokens(src, tgt):
 def edit_weights(src, tgt, focus: float, pixels=None):
     """[B,L] loss weights of an edit's target tokens: 1 + focus on the tokens the edit changes.
     pixels [B,L] (optional): weigh instead the tokens whose patch share is above 0: those an edit
-    repaints (train_data.patch_changes) or those any object covers (train_data.patch_objects).
+    repaints (train_data.patch_changes) or those an object covers (train_data.patch_objects).
     The VAE's latents are not local: an edit moves two to three times as many tokens as it
     repaints patches, and copying those neighbours costs the scorer little, while copying a
     repainted patch fails the edit (docs/training.md, "Which copied tokens fail an edit").
@@ -181,13 +181,11 @@ def edit_weights(src, tgt, focus: float, pixels=None):
 class Objective:
     """The three task losses of one step, on the training (non-EMA) model.
     edit_focus: extra loss weight on the target tokens an edit changes (edit_weights), told by their
-    latents, or with edit_focus_on "pixels" by their repainted patches, or with "objects" every
-    token an object covers in the source or the target."""
+    latents, or by the patch shares a batch carries (`--edit-focus-on`, train_data.FOCUS_PATCHES)."""
 
-    def __init__(self, model: UniPic, device, mul=4, autocast=False, cpu_bf16=False, snr_gamma=0.0, edit_focus=0.0,
-                 edit_focus_on="latent"):
+    def __init__(self, model: UniPic, device, mul=4, autocast=False, cpu_bf16=False, snr_gamma=0.0, edit_focus=0.0):
         self.m, self.dev, self.mul = model, torch.device(device), mul
-        self.edit_focus, self.edit_focus_on = edit_focus, edit_focus_on
+        self.edit_focus = edit_focus
         self.cfg = model.cfg
         c = self.cfg
         self.L = c.grid(c.default_resolution) ** 2
@@ -262,8 +260,9 @@ class Objective:
                          self.mul, gen, self.ctx, weight=w)
 
     def edit_w(self, b):
-        pix = {"pixels": b.get("edit_patch"), "objects": b.get("edit_objects")}.get(self.edit_focus_on)
-        return edit_weights(b["edit_src_tok"], b["edit_tok"], self.edit_focus, pix)
+        """[B,L] edit loss weights or None; the patch shares come with the batch when --edit-focus-on
+        names them (train_data.FOCUS_PATCHES)."""
+        return edit_weights(b["edit_src_tok"], b["edit_tok"], self.edit_focus, b.get("edit_focus"))
 
     def losses(self, b, gen):
         """b: batch dict of device tensors (tokens already encoded). -> dict of scalar losses."""

@@ -430,7 +430,7 @@ def test_edit_focus_weights_the_changed_tokens_alike_in_both_passes():
 def test_edit_focus_on_pixels_weighs_the_repainted_patches():
     """--edit-focus-on pixels: the changed tokens are those whose own patch of pixels differs
     (patch_changes), not those whose latent moves; "objects" adds the patches of the objects an
-    edit keeps (patch_objects); the batch carries both shares."""
+    edit keeps (patch_objects); the batch carries the share asked for."""
     src = np.full((1, 16, 16, 3), 255, np.uint8)
     tgt = src.copy()
     tgt[0, 4:8, 8:12] = (255, 0, 0)      # a quarter of patch (0, 1) of a 2x2 grid of 8 px patches
@@ -445,20 +445,23 @@ def test_edit_focus_on_pixels_weighs_the_repainted_patches():
     pix = torch.tensor([[0.0, 0.25, 0.0, 0.0]])
     assert TL.edit_weights(lat_src, lat_tgt, 3.0, pix).tolist() == [[1.0, 4.0, 1.0, 1.0]]
     assert TL.edit_weights(lat_src, lat_tgt, 3.0).tolist() == [[1.0, 1.0, 4.0, 1.0]]
+    # the batch carries the shares --edit-focus-on names, and only then; the data stay the same
     d = {**_dims(), "cfg_drop": 0.0, "layout": "canonical"}
-    b = D.make_batch((7, 2, d))
-    want = D.patch_changes(b["edit_src"], b["edit_img"], int(np.sqrt(d["L"])))
-    assert b["edit_patch"].shape == (d["batch_edit"], d["L"]) and np.array_equal(b["edit_patch"], want)
-    assert (b["edit_patch"] > 0).any()   # the canonical edits repaint something
-    objects = D.patch_objects(b["edit_src"], b["edit_img"], int(np.sqrt(d["L"])))
-    assert np.array_equal(b["edit_objects"], objects) and ((objects > 0) >= (b["edit_patch"] > 0)).all()
-    # Objective.edit_w picks the share --edit-focus-on names
+    g = int(np.sqrt(d["L"]))
+    b = {on: D.make_batch((7, 2, {**d, "edit_focus_on": on})) for on in ("latent", "pixels", "objects")}
+    assert "edit_focus" not in b["latent"] and "edit_focus" not in D.make_batch((7, 2, d))
+    assert all(np.array_equal(b[on]["edit_img"], b["latent"]["edit_img"]) for on in ("pixels", "objects"))
+    changes, objects = b["pixels"]["edit_focus"], b["objects"]["edit_focus"]
+    assert changes.shape == (d["batch_edit"], d["L"])
+    assert np.array_equal(changes, D.patch_changes(b["latent"]["edit_src"], b["latent"]["edit_img"], g))
+    assert np.array_equal(objects, D.patch_objects(b["latent"]["edit_src"], b["latent"]["edit_img"], g))
+    assert (changes > 0).any() and ((objects > 0) >= (changes > 0)).all()
+    # Objective.edit_w weighs the batch's shares when it has them, else the moved latents
     from types import SimpleNamespace
-    bt = {"edit_src_tok": lat_src, "edit_tok": lat_tgt, "edit_patch": pix,
-          "edit_objects": torch.tensor([[0.0, 0.25, 1.0, 0.0]])}
-    w = {on: TL.Objective.edit_w(SimpleNamespace(edit_focus=3.0, edit_focus_on=on), bt).tolist()
-         for on in ("latent", "pixels", "objects")}
-    assert w == {"latent": [[1.0, 1.0, 4.0, 1.0]], "pixels": [[1.0, 4.0, 1.0, 1.0]], "objects": [[1.0, 4.0, 4.0, 1.0]]}
+    obj = SimpleNamespace(edit_focus=3.0)
+    bt = {"edit_src_tok": lat_src, "edit_tok": lat_tgt}
+    assert TL.Objective.edit_w(obj, bt).tolist() == [[1.0, 1.0, 4.0, 1.0]]
+    assert TL.Objective.edit_w(obj, {**bt, "edit_focus": pix}).tolist() == [[1.0, 4.0, 1.0, 1.0]]
 
 
 def test_edit_uncond_drops_the_instruction_and_keeps_the_target():
