@@ -133,7 +133,7 @@ def make_batch(job) -> dict:
         out["edit_ids"], out["edit_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
         out["edit_src"], out["edit_img"] = src, tgt
         if d.get("edit_focus_on") in FOCUS_PATCHES:
-            out["edit_focus"] = FOCUS_PATCHES[d["edit_focus_on"]](src, tgt, int(math.isqrt(L)))
+            out["edit_patches"] = FOCUS_PATCHES[d["edit_focus_on"]](src, tgt, int(math.isqrt(L)))
         n = math.ceil(L * truncnorm_ratio(rng, lo=d.get("mask_min", 0.7)))
         out["edit_vis"], out["edit_pred"] = _masking(rs, Be, L, n)
     if Bu:

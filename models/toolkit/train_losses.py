@@ -160,9 +160,9 @@ def changed_tokens(src, tgt):
     return ((src - tgt) ** 2).mean(-1) > CHANGED_MSE
 
 
-def edit_weights(src, tgt, focus: float, pixels=None):
+def edit_weights(src, tgt, focus: float, patches=None):
     """[B,L] loss weights of an edit's target tokens: 1 + focus on the tokens the edit changes.
-    pixels [B,L] (optional): weigh instead the tokens whose patch share is above 0: those an edit
+    patches [B,L] (optional): weigh instead the tokens whose patch share is above 0: those an edit
     repaints (train_data.patch_changes) or those an object covers (train_data.patch_objects).
     The VAE's latents are not local: an edit moves two to three times as many tokens as it
     repaints patches, and copying those neighbours costs the scorer little, while copying a
@@ -174,7 +174,7 @@ def edit_weights(src, tgt, focus: float, pixels=None):
     the instruction worth learning (the weighted mean keeps the loss's scale). None when focus = 0."""
     if focus <= 0:
         return None
-    changed = changed_tokens(src, tgt) if pixels is None else pixels > 0
+    changed = changed_tokens(src, tgt) if patches is None else patches > 0
     return 1.0 + focus * changed.float()
 
 
@@ -262,7 +262,7 @@ class Objective:
     def edit_w(self, b):
         """[B,L] edit loss weights or None; the patch shares come with the batch when --edit-focus-on
         names them (train_data.FOCUS_PATCHES)."""
-        return edit_weights(b["edit_src_tok"], b["edit_tok"], self.edit_focus, b.get("edit_focus"))
+        return edit_weights(b["edit_src_tok"], b["edit_tok"], self.edit_focus, b.get("edit_patches"))
 
     def losses(self, b, gen):
         """b: batch dict of device tensors (tokens already encoded). -> dict of scalar losses."""

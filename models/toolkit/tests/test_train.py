@@ -449,9 +449,9 @@ def test_edit_focus_on_pixels_weighs_the_repainted_patches():
     d = {**_dims(), "cfg_drop": 0.0, "layout": "canonical"}
     g = int(np.sqrt(d["L"]))
     b = {on: D.make_batch((7, 2, {**d, "edit_focus_on": on})) for on in ("latent", "pixels", "objects")}
-    assert "edit_focus" not in b["latent"] and "edit_focus" not in D.make_batch((7, 2, d))
+    assert "edit_patches" not in b["latent"] and "edit_patches" not in D.make_batch((7, 2, d))
     assert all(np.array_equal(b[on]["edit_img"], b["latent"]["edit_img"]) for on in ("pixels", "objects"))
-    changes, objects = b["pixels"]["edit_focus"], b["objects"]["edit_focus"]
+    changes, objects = b["pixels"]["edit_patches"], b["objects"]["edit_patches"]
     assert changes.shape == (d["batch_edit"], d["L"])
     assert np.array_equal(changes, D.patch_changes(b["latent"]["edit_src"], b["latent"]["edit_img"], g))
     assert np.array_equal(objects, D.patch_objects(b["latent"]["edit_src"], b["latent"]["edit_img"], g))
@@ -461,7 +461,7 @@ def test_edit_focus_on_pixels_weighs_the_repainted_patches():
     obj = SimpleNamespace(edit_focus=3.0)
     bt = {"edit_src_tok": lat_src, "edit_tok": lat_tgt}
     assert TL.Objective.edit_w(obj, bt).tolist() == [[1.0, 1.0, 4.0, 1.0]]
-    assert TL.Objective.edit_w(obj, {**bt, "edit_focus": pix}).tolist() == [[1.0, 4.0, 1.0, 1.0]]
+    assert TL.Objective.edit_w(obj, {**bt, "edit_patches": pix}).tolist() == [[1.0, 4.0, 1.0, 1.0]]
 
 
 def test_edit_uncond_drops_the_instruction_and_keeps_the_target():
