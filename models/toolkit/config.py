@@ -97,13 +97,17 @@ CONFIGS = {"unipic-1.5b": UNIPIC_1_5B, "tiny": TINY}
 
 
 def fit_to_weights(cfg: UniPicConfig, sd: dict) -> UniPicConfig:
-    """cfg with the MAR block counts of a state dict: the decoder's depth is a knob a run may grow
-    (`toolkit.train --mar-dec-blocks`), so weights say how many blocks they hold."""
-    def count(part):
-        idx = {int(m.group(1)) for k in sd for m in [re.match(rf"mar\.{part}_blocks\.(\d+)\.", k)] if m}
-        return max(idx) + 1 if idx else None
-    enc, dec = count("encoder"), count("decoder")
-    return cfg.replace(mar_enc_blocks=enc or cfg.mar_enc_blocks, mar_dec_blocks=dec or cfg.mar_dec_blocks)
+    """cfg with the MAR block counts, LLM depth and buffer count of a state dict: the decoder's and
+    the LLM's depth and the buffer count are knobs a run may grow (`toolkit.train --mar-dec-blocks`,
+    `--llm-layers`, `--buffer-tokens`), so weights say what they hold."""
+    def count(prefix, default):  # blocks under `prefix.N.`: N + 1 for the highest N
+        idx = {int(m.group(1)) for k in sd for m in [re.match(re.escape(prefix) + r"\.(\d+)\.", k)] if m}
+        return max(idx) + 1 if idx else default
+    pos = sd.get("mar.encoder_pos_embed_learned")  # [1, buf + G*G, W]
+    buf = int(pos.shape[1]) - cfg.native_grid ** 2 if pos is not None else cfg.buffer_tokens
+    return cfg.replace(mar_enc_blocks=count("mar.encoder_blocks", cfg.mar_enc_blocks),
+                       mar_dec_blocks=count("mar.decoder_blocks", cfg.mar_dec_blocks),
+                       llm_layers=count("llm.model.layers", cfg.llm_layers), buffer_tokens=buf)
 
 
 def get_config(name: str) -> UniPicConfig:

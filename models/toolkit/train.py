@@ -62,7 +62,7 @@ from .train_export import export_weights, sweep_sampling
 from .train_losses import Objective, fast_cpu_bf16
 from .train_stage_a import StageA
 from .train_static import StaticObjective, StepChooser, static_pads
-from .train_state import EMA, Log, grow_decoder, fmt_duration, unipic_state_dict, atomic_save, init_train, rng_state, set_rng_state, \
+from .train_state import EMA, Log, grow_buffers, grow_blocks, fmt_duration, unipic_state_dict, atomic_save, init_train, rng_state, set_rng_state, \
     step_generator, trainable
 
 
@@ -94,6 +94,10 @@ class Trainer:
             self.cfg = fit_to_weights(self.cfg, unipic_state_dict(torch_load(args.init_from)))
         if args.mar_dec_blocks:
             self.cfg = self.cfg.replace(mar_dec_blocks=args.mar_dec_blocks)
+        if args.llm_layers:
+            self.cfg = self.cfg.replace(llm_layers=args.llm_layers)
+        if args.buffer_tokens:
+            self.cfg = self.cfg.replace(buffer_tokens=args.buffer_tokens)
         self.out = args.out
         os.makedirs(self.out, exist_ok=True)
         self.log = Log(self.out)
@@ -196,7 +200,8 @@ class Trainer:
         state = {"step": 0, "elapsed": 0.0, "total": a.steps}
         if a.init_from and not (a.resume and os.path.exists(self.ckpt_path())):
             # warm start from earlier (EMA) weights: new optimizer and schedule, new data steps
-            sd = grow_decoder(model, {k: v.float() for k, v in unipic_state_dict(torch_load(a.init_from)).items()})
+            sd = {k: v.float() for k, v in unipic_state_dict(torch_load(a.init_from)).items()}
+            sd = grow_buffers(model, grow_blocks(model, sd))
             model.load_state_dict({**sd, **{k: v for k, v in model.state_dict().items() if k.startswith("vae.")}})
             ema.load({k: v.to(self.dev) for k, v in sd.items()})
             self.log.bar(f"[train] initialised from {a.init_from}", final=True)

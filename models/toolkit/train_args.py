@@ -64,6 +64,12 @@ def parse_args(argv=None):
     ap.add_argument("--mar-dec-blocks", type=int, default=None,
                     help="MAR decoder depth; above the --init-from weights' depth the new blocks start as identities "
                     "(default: the init weights' depth, else the config's)")
+    ap.add_argument("--llm-layers", type=int, default=None,
+                    help="LLM depth; above the --init-from weights' depth the new layers are appended as identities "
+                    "(default: the init weights' depth, else the config's)")
+    ap.add_argument("--buffer-tokens", type=int, default=None,
+                    help="MAR buffer tokens (the LLM's slots that condition every masked token); above the "
+                    "--init-from weights' count the new ones start as copies of the old (default: the weights')")
     ap.add_argument("--bf16", default="auto", choices=["auto", "on", "off"])
     ap.add_argument("--static", default="auto", choices=["auto", "on", "off"],
                     help="fixed-shape training pass (train_static.py); auto: on CUDA")

@@ -92,18 +92,50 @@ def unipic_state_dict(obj):
     return obj
 
 
-# the residual branches of a ViT block: zero, the block passes its input through unchanged
-RESIDUAL_OUT = ("attn.proj.weight", "attn.proj.bias", "mlp.fc2.weight", "mlp.fc2.bias")
+# The blocks a warm start may append, by state-dict prefix, with the outputs of their residual
+# branches: at zero, a block passes its input through unchanged (a MAR ViT block; a Qwen2 layer).
+GROWABLE = {"mar.decoder_blocks.": ("attn.proj.weight", "attn.proj.bias", "mlp.fc2.weight", "mlp.fc2.bias"),
+            "llm.model.layers.": ("self_attn.o_proj.weight", "mlp.down_proj.weight")}
+RESIDUAL_OUT = GROWABLE["mar.decoder_blocks."]
 
 
-def grow_decoder(model, sd):
-    """sd completed with the MAR decoder blocks `model` has and sd lacks (a run that deepens the
-    decoder, `--mar-dec-blocks`): their own initialisation, with the residual branches at zero, so
-    the grown model starts out computing exactly what sd does and learns the new depth from there."""
+def grow_blocks(model, sd):
+    """sd completed with the MAR decoder blocks and LLM layers `model` has and sd lacks (a run that
+    deepens them, `--mar-dec-blocks`, `--llm-layers`): their own initialisation, with the residual
+    branches at zero, so the grown model starts out computing exactly what sd does and learns the
+    new depth from there."""
     out = dict(sd)
     for k, v in model.state_dict().items():
-        if k not in sd and k.startswith("mar.decoder_blocks."):
-            out[k] = torch.zeros_like(v) if k.endswith(RESIDUAL_OUT) else v.detach().clone().float()
+        for prefix, residual_out in GROWABLE.items():
+            if k not in sd and k.startswith(prefix):
+                out[k] = torch.zeros_like(v) if k.endswith(residual_out) else v.detach().clone().float()
+    return out
+
+
+POS_TABLES = ("mar.encoder_pos_embed_learned", "mar.decoder_pos_embed_learned")  # [1, buf + G*G, W]
+
+
+def grow_buffers(model, sd, seed=0, noise=0.1):
+    """sd completed with the MAR buffer tokens `model` has and sd lacks (a run that adds buffers,
+    `--buffer-tokens`). A buffer is only its row in the two positional tables (fake_latent is
+    shared), so the new rows copy the old buffer rows in turn, plus noise of `noise` x their spread
+    so the copies can part. Unlike a grown decoder this does not compute exactly what sd does:
+    attention sees the copies as extra keys, and training recovers from that."""
+    out = dict(sd)
+    buf = model.cfg.buffer_tokens
+    g = torch.Generator().manual_seed(seed)
+    for k in POS_TABLES:
+        t, want = sd[k], model.state_dict()[k]       # [1, old + L, W], [1, buf + L, W]
+        old = buf - (want.shape[1] - t.shape[1])
+        if old == buf:
+            continue
+        if not 1 <= old < buf:  # new buffers copy old ones; fewer buffers would drop learned rows
+            raise ValueError(f"--buffer-tokens: expected at least the weights' buffer count ({old}), "
+                             f"from weights with one buffer or more, got {buf}")
+        rows = t[0, :old]                             # [old, W]
+        new = rows[torch.arange(buf - old) % old]
+        new = new + noise * rows.std() * torch.randn(new.shape, generator=g)
+        out[k] = torch.cat([rows, new, t[0, old:]], dim=0)[None]
     return out
 
 

@@ -258,27 +258,62 @@ def test_init_from_warm_start(tmp_path):
     assert not [r for r in _log(b) if r.get("stage") == "vae"]  # stage A skipped
 
 
-def test_a_warm_start_can_deepen_the_decoder(tmp_path):
-    """--mar-dec-blocks above the init weights' depth: the new blocks start as identities (same z
-    as the weights it grows from), then train; loaders read the depth from the weights."""
+def test_a_warm_start_can_deepen_the_decoder_and_the_llm(tmp_path):
+    """--mar-dec-blocks / --llm-layers above the init weights' depth: the new blocks start as
+    identities (same z as the weights they grow from), then train; loaders read the depth from the
+    weights."""
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     T.main(["--out", a, "--steps", "2"] + ARGS)
-    T.main(["--out", b, "--steps", "2", "--init-from", os.path.join(a, "ema.pt"), "--mar-dec-blocks", "3"] + ARGS)
+    T.main(["--out", b, "--steps", "2", "--init-from", os.path.join(a, "ema.pt"), "--mar-dec-blocks", "3",
+            "--llm-layers", "2"] + ARGS)
     small, grown = torch_load(os.path.join(a, "ema.pt")), torch_load(os.path.join(b, "ema.pt"))
     assert C.fit_to_weights(MINI, small).mar_dec_blocks == 1 and C.fit_to_weights(MINI, grown).mar_dec_blocks == 3
+    assert C.fit_to_weights(MINI, small).llm_layers == 1 and C.fit_to_weights(MINI, grown).llm_layers == 2
     assert float(grown["mar.decoder_blocks.2.mlp.fc2.weight"].abs().max()) > 0  # the new blocks trained
-    m1, m3 = UniPic(MINI), UniPic(MINI.replace(mar_dec_blocks=3))
+    assert float(grown["llm.model.layers.1.mlp.down_proj.weight"].abs().max()) > 0
+    m1, m3 = UniPic(MINI), UniPic(MINI.replace(mar_dec_blocks=3, llm_layers=2))
     TS.init_train(m3, 1)
     m1.load_state_dict(small)
-    start = TS.grow_decoder(m3, small)
+    start = TS.grow_blocks(m3, small)
     assert all(float(start[f"mar.decoder_blocks.{i}.{k}"].abs().max()) == 0 for i in (1, 2) for k in TS.RESIDUAL_OUT)
+    assert all(float(start[f"llm.model.layers.1.{k}"].abs().max()) == 0 for k in TS.GROWABLE["llm.model.layers."])
     m3.load_state_dict(start)
     bd = D.to_device_batch(D.make_batch((3, 0, {**_dims(), "cfg_drop": 0.0})), torch.device("cpu"), m1.vae,
                            MINI.vae_scale)
     z1, z3 = diagnose._capture_z(m1.eval(), bd), diagnose._capture_z(m3.eval(), bd)
     assert all(torch.equal(z1[t], z3[t]) for t in z1)
     torch.save(grown, tmp_path / "grown.pt")  # evaluation tools build the model the weights need
-    assert load_torch(None, str(tmp_path / "grown.pt"), "tiny-test").cfg.mar_dec_blocks == 3
+    grown_cfg = load_torch(None, str(tmp_path / "grown.pt"), "tiny-test").cfg
+    assert (grown_cfg.mar_dec_blocks, grown_cfg.llm_layers) == (3, 2)
+
+
+def test_a_warm_start_can_add_buffers(tmp_path):
+    """--buffer-tokens above the init weights' count: the old buffer rows and every image row of
+    both positional tables are kept, the new rows start near the old ones, then train; loaders
+    read the count from the weights."""
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    T.main(["--out", a, "--steps", "2"] + ARGS)
+    buf = MINI.buffer_tokens
+    T.main(["--out", b, "--steps", "2", "--init-from", os.path.join(a, "ema.pt"), "--buffer-tokens", str(buf + 3)] + ARGS)
+    small, grown = torch_load(os.path.join(a, "ema.pt")), torch_load(os.path.join(b, "ema.pt"))
+    assert C.fit_to_weights(MINI, small).buffer_tokens == buf and C.fit_to_weights(MINI, grown).buffer_tokens == buf + 3
+    m = UniPic(MINI.replace(buffer_tokens=buf + 3))
+    start = TS.grow_buffers(m, small)
+    for k in TS.POS_TABLES:
+        old, new = small[k][0], start[k][0]                    # [buf + L, W], [buf + 3 + L, W]
+        assert new.shape[0] == old.shape[0] + 3
+        assert torch.equal(new[:buf], old[:buf]) and torch.equal(new[buf + 3:], old[buf:])
+        copies = new[buf:buf + 3] - old[torch.arange(3) % buf]
+        assert 0 < float(copies.abs().max()) < float(old[:buf].abs().max())  # near the old rows, not equal
+        assert not torch.equal(grown[k][0, buf:buf + 3], new[buf:buf + 3])     # and trained from there
+    same = TS.grow_buffers(UniPic(MINI), small)                                 # nothing to add: unchanged
+    assert all(same[k] is small[k] for k in small)
+    with pytest.raises(ValueError, match="buffer count"):                     # fewer than the weights hold
+        TS.grow_buffers(UniPic(MINI.replace(buffer_tokens=buf - 1)), small)
+    with pytest.raises(ValueError, match="buffer count"):                     # no buffer to copy
+        TS.grow_buffers(UniPic(MINI), {**small, **{k: small[k][:, buf:] for k in TS.POS_TABLES}})
+    torch.save(grown, tmp_path / "grown.pt")
+    assert load_torch(None, str(tmp_path / "grown.pt"), "tiny-test").cfg.buffer_tokens == buf + 3
 
 
 CASES = [
