@@ -92,6 +92,9 @@ class Trainer:
         self.cfg = get_config(args.config)
         if args.init_from:  # a warm start keeps the depth of the weights it starts from
             self.cfg = fit_to_weights(self.cfg, unipic_state_dict(torch_load(args.init_from)))
+        resumed = os.path.join(args.out, "ckpt.pt")
+        if args.resume and os.path.exists(resumed):  # a resumed run keeps the shapes it grew to
+            self.cfg = fit_to_weights(self.cfg, torch_load(resumed)["model"])
         if args.mar_dec_blocks:
             self.cfg = self.cfg.replace(mar_dec_blocks=args.mar_dec_blocks)
         if args.llm_layers:
@@ -159,7 +162,7 @@ class Trainer:
         return d
 
     def ckpt_path(self):
-        return os.path.join(self.out, "ckpt.pt")
+        return os.path.join(self.out, "ckpt.pt")  # also read in __init__, before self.out is set
 
     def save(self, model, ema, opt, state):
         atomic_save({"model": model.state_dict(), "ema": ema.state_dict(model), "opt": opt.state_dict(),

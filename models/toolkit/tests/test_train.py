@@ -266,6 +266,8 @@ def test_a_warm_start_can_deepen_the_decoder_and_the_llm(tmp_path):
     T.main(["--out", a, "--steps", "2"] + ARGS)
     T.main(["--out", b, "--steps", "2", "--init-from", os.path.join(a, "ema.pt"), "--mar-dec-blocks", "3",
             "--llm-layers", "2"] + ARGS)
+    T.main(["--out", b, "--steps", "3", "--resume"] + ARGS)  # resumes the grown shapes without the flags
+    assert [r["step"] for r in _log(b) if r.get("stage") == "train"][-1] == 3
     small, grown = torch_load(os.path.join(a, "ema.pt")), torch_load(os.path.join(b, "ema.pt"))
     assert C.fit_to_weights(MINI, small).mar_dec_blocks == 1 and C.fit_to_weights(MINI, grown).mar_dec_blocks == 3
     assert C.fit_to_weights(MINI, small).llm_layers == 1 and C.fit_to_weights(MINI, grown).llm_layers == 2
