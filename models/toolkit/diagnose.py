@@ -44,7 +44,7 @@ from . import shapes as S
 from .diffusion import Schedule
 from .evaluate import load_tokenizer, load_torch
 from .sampler import Draws, Runner, from_uint8, to_latent, to_tokens, to_uint8
-from .train_data import _pad, make_batch, tiny_tokenizer, to_device_batch
+from .train_data import pad_rows, make_batch, tiny_tokenizer, to_device_batch
 from .train_losses import DiffusionLoss, Objective, changed_tokens
 from .tokenizer import ASSISTANT_PREFIX, EDIT_NEGATIVE, IMAGE, chat
 
@@ -141,7 +141,7 @@ def edit_by_form(model, tok, seed, visible=(0, 16, 32), batches=2, t=950):
     for k in range(batches):
         b, forms = _edit_batch(model, tok, seed, 1000 + k, batch_gen=32)
         negative = tok.encode(chat(EDIT_NEGATIVE.format(image=IMAGE * (L + c.buffer_tokens))))
-        rep_ids, rep_mask = _pad([negative] * len(forms), ids["pad"])
+        rep_ids, rep_mask = pad_rows([negative] * len(forms), ids["pad"])
         rs = np.random.RandomState(seed + k)
         for V in visible:
             for task in TASKS:  # the same V visible tokens in every row, at random places

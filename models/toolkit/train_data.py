@@ -37,7 +37,8 @@ def tiny_tokenizer(vocab_size):
     return _W["tok"], _W["ids"]
 
 
-def _pad(seqs, pad):
+def pad_rows(seqs, pad):
+    """Token id lists -> ids [B, P] right-padded with `pad`, mask [B, P] (1 on tokens); P = the longest."""
     P = max(len(s) for s in seqs)
     ids = np.full((len(seqs), P), pad, dtype=np.int64)
     mask = np.zeros((len(seqs), P), dtype=np.int64)
@@ -107,7 +108,7 @@ def make_batch(job) -> dict:
                                                 open_colors=d.get("open_colors", "each"))
             texts.append(chat(T2I_NEGATIVE) if rng.random() < drop else chat(T2I_POSITIVE.format(prompt=prompt)))
             imgs[i] = S.render(scene, size)
-        out["gen_ids"], out["gen_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
+        out["gen_ids"], out["gen_mask"] = pad_rows([tok.encode(t) for t in texts], ids["pad"])
         out["gen_img"] = imgs
         n = math.ceil(L * truncnorm_ratio(rng, lo=d.get("mask_min", 0.7)))
         out["gen_vis"], out["gen_pred"] = _masking(rs, Bg, L, n)
@@ -130,7 +131,7 @@ def make_batch(job) -> dict:
             texts.append(chat(EDIT_UNCOND.format(image=img_str) if uncond
                               else EDIT_POSITIVE.format(image=img_str, instruction=instr)))
             tgt[i] = S.render(target, size)
-        out["edit_ids"], out["edit_mask"] = _pad([tok.encode(t) for t in texts], ids["pad"])
+        out["edit_ids"], out["edit_mask"] = pad_rows([tok.encode(t) for t in texts], ids["pad"])
         out["edit_src"], out["edit_img"] = src, tgt
         if d.get("edit_focus_on") in FOCUS_PATCHES:
             out["edit_patches"] = FOCUS_PATCHES[d["edit_focus_on"]](src, tgt, int(math.isqrt(L)))
@@ -144,7 +145,7 @@ def make_batch(job) -> dict:
             p = tok.encode(chat(UNDERSTAND.format(image=img_str, question=q)))
             starts.append(len(p))
             seqs.append(p + tok.encode(a) + [ids["eos"]])
-        out["und_ids"], out["und_mask"] = _pad(seqs, ids["pad"])
+        out["und_ids"], out["und_mask"] = pad_rows(seqs, ids["pad"])
         # loss positions: hidden at p predicts ids[p+1] for p = start-1 .. len-2
         rows, cols = [], []
         for r, (s, q) in enumerate(zip(starts, seqs)):
