@@ -92,9 +92,12 @@ class Trainer:
         self.cfg = get_config(args.config)
         if args.init_from:  # a warm start keeps the depth of the weights it starts from
             self.cfg = fit_to_weights(self.cfg, unipic_state_dict(torch_load(args.init_from)))
-        resumed = os.path.join(args.out, "ckpt.pt")
-        if args.resume and os.path.exists(resumed):  # a resumed run keeps the shapes it grew to
-            self.cfg = fit_to_weights(self.cfg, torch_load(resumed)["model"])
+        # --resume: the run's checkpoint, read once here (a resumed run keeps the shapes it grew
+        # to) and taken by run(), which restores model, EMA, AdamW, step and RNG from it
+        ckpt = os.path.join(args.out, "ckpt.pt")
+        self.resumed = torch_load(ckpt) if args.resume and os.path.exists(ckpt) else None
+        if self.resumed:
+            self.cfg = fit_to_weights(self.cfg, self.resumed["model"])
         if args.mar_dec_blocks:
             self.cfg = self.cfg.replace(mar_dec_blocks=args.mar_dec_blocks)
         if args.llm_layers:
@@ -162,7 +165,7 @@ class Trainer:
         return d
 
     def ckpt_path(self):
-        return os.path.join(self.out, "ckpt.pt")  # also read in __init__, before self.out is set
+        return os.path.join(self.out, "ckpt.pt")
 
     def save(self, model, ema, opt, state):
         atomic_save({"model": model.state_dict(), "ema": ema.state_dict(model), "opt": opt.state_dict(),
@@ -201,15 +204,15 @@ class Trainer:
         opt = self.optimizer(model)
         ema = EMA(model, a.ema)
         state = {"step": 0, "elapsed": 0.0, "total": a.steps}
-        if a.init_from and not (a.resume and os.path.exists(self.ckpt_path())):
+        st, self.resumed = self.resumed, None  # the checkpoint is not held past its restore
+        if a.init_from and not st:
             # warm start from earlier (EMA) weights: new optimizer and schedule, new data steps
             sd = {k: v.float() for k, v in unipic_state_dict(torch_load(a.init_from)).items()}
             sd = grow_buffers(model, grow_blocks(model, sd))
             model.load_state_dict({**sd, **{k: v for k, v in model.state_dict().items() if k.startswith("vae.")}})
             ema.load({k: v.to(self.dev) for k, v in sd.items()})
             self.log.bar(f"[train] initialised from {a.init_from}", final=True)
-        if a.resume and os.path.exists(self.ckpt_path()):
-            st = torch_load(self.ckpt_path())
+        if st:
             model.load_state_dict(st["model"])
             ema.load(st["ema"])
             opt.load_state_dict(st["opt"])
