@@ -2,6 +2,7 @@
 
     cd models
     /usr/bin/python3 -m toolkit.edit_modes --weights checkpoints/unipic-tiny-ema-fp16.pt --edits 160
+    /usr/bin/python3 -m toolkit.edit_modes --weights ... --edits 300 --by objects   # rows "move/3" ...
 
 ShapesEval's edit score is all or nothing: the detected result must equal the expected scene. This
 splits a failure into what went wrong, from the same detections, and prints one JSON object with
@@ -69,6 +70,15 @@ def classify(case: dict, detected) -> dict:
     return m
 
 
+def row_key(case: dict, by: str = "form") -> str:
+    """The table row an edit counts in: its form, or its form and the source's object count
+    ("move/3"): edits of one object mostly succeed, and the count splits where they fail."""
+    if by not in ("form", "objects"):
+        raise ValueError(f"by: expected 'form' or 'objects', got {by!r}")
+    form = S.edit_form(case)
+    return form if by == "form" else f"{form}/{len(case['scene'])}"
+
+
 def summarize(rows) -> dict:
     """[(form, classify(...))] -> {form: {"n": n, mode: share}}."""
     return mode_shares(((form, m, {}) for form, m in rows), MODES)
@@ -83,6 +93,8 @@ def main(argv=None):
     ap.add_argument("--draw-seed", type=int, default=7)
     ap.add_argument("--sampling", help="JSON sampling overrides")
     ap.add_argument("--edit-sampling", help="JSON overrides for edits only")
+    ap.add_argument("--by", default="form", choices=["form", "objects"],
+                    help="rows per edit form, or per form and the source's object count")
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -90,7 +102,7 @@ def main(argv=None):
     tok = load_tokenizer(a.model_dir or None, model.cfg)
     rows = []
     run_cases(model, tok, build_cases(0, 0, a.edits, a.case_seed, 0), draw_seed=a.draw_seed,
-              on_output=lambda c, det: rows.append((S.edit_form(c), classify(c, det))))
+              on_output=lambda c, det: rows.append((row_key(c, a.by), classify(c, det))))
     report = summarize(rows)
     print(json.dumps(report))
     return report

@@ -3,7 +3,9 @@
 import random
 
 from toolkit import shapes as S
-from toolkit.edit_modes import MODES, classify, summarize
+import pytest
+
+from toolkit.edit_modes import MODES, classify, row_key, summarize
 from toolkit.shapes.cases import _edit_case
 
 SIZE = 64
@@ -84,3 +86,11 @@ def test_edit_oracle_scores_targets_and_copies_on_a_lossless_vae():
     lat = torch.tensor([[0.5, 0.1, 0.9, 0.2], [0.3, 0.0, 0.0, 0.0]])
     changed = torch.tensor([[True, True, True, False], [True, False, False, False]])
     assert _smallest(lat, changed, 0.34).tolist() == [[False, True, False, False], [False, False, False, False]]
+
+
+def test_rows_split_by_form_or_by_form_and_object_count():
+    case, _ = _case("move", 2)
+    assert row_key(case) == "move"
+    assert row_key(case, "objects") == f"move/{len(case['scene'])}"
+    with pytest.raises(ValueError, match="by: expected"):
+        row_key(case, "colour")
