@@ -97,9 +97,9 @@ CONFIGS = {"unipic-1.5b": UNIPIC_1_5B, "tiny": TINY}
 
 
 def fit_to_weights(cfg: UniPicConfig, sd: dict) -> UniPicConfig:
-    """cfg with the MAR block counts, LLM depth and buffer count of a state dict: the decoder's and
-    the LLM's depth and the buffer count are knobs a run may grow (`toolkit.train --mar-dec-blocks`,
-    `--llm-layers`, `--buffer-tokens`), so weights say what they hold."""
+    """cfg with the MAR block counts, LLM depth, buffer count and diffusion-head depth of a state dict:
+    each is a knob a run may grow (`toolkit.train --mar-enc-blocks`, `--mar-dec-blocks`,
+    `--llm-layers`, `--buffer-tokens`, `--head-blocks`), so weights say what they hold."""
     def count(prefix, default):  # blocks under `prefix.N.`: N + 1 for the highest N
         idx = {int(m.group(1)) for k in sd for m in [re.match(re.escape(prefix) + r"\.(\d+)\.", k)] if m}
         return max(idx) + 1 if idx else default
@@ -107,7 +107,8 @@ def fit_to_weights(cfg: UniPicConfig, sd: dict) -> UniPicConfig:
     buf = int(pos.shape[1]) - cfg.native_grid ** 2 if pos is not None else cfg.buffer_tokens
     return cfg.replace(mar_enc_blocks=count("mar.encoder_blocks", cfg.mar_enc_blocks),
                        mar_dec_blocks=count("mar.decoder_blocks", cfg.mar_dec_blocks),
-                       llm_layers=count("llm.model.layers", cfg.llm_layers), buffer_tokens=buf)
+                       llm_layers=count("llm.model.layers", cfg.llm_layers), buffer_tokens=buf,
+                       head_blocks=count("mar.diffloss.net.res_blocks", cfg.head_blocks))
 
 
 def get_config(name: str) -> UniPicConfig:

@@ -98,10 +98,14 @@ class Trainer:
         self.resumed = torch_load(ckpt) if args.resume and os.path.exists(ckpt) else None
         if self.resumed:
             self.cfg = fit_to_weights(self.cfg, self.resumed["model"])
+        if args.mar_enc_blocks:
+            self.cfg = self.cfg.replace(mar_enc_blocks=args.mar_enc_blocks)
         if args.mar_dec_blocks:
             self.cfg = self.cfg.replace(mar_dec_blocks=args.mar_dec_blocks)
         if args.llm_layers:
             self.cfg = self.cfg.replace(llm_layers=args.llm_layers)
+        if args.head_blocks:
+            self.cfg = self.cfg.replace(head_blocks=args.head_blocks)
         if args.buffer_tokens:
             self.cfg = self.cfg.replace(buffer_tokens=args.buffer_tokens)
         self.out = args.out
@@ -159,7 +163,7 @@ class Trainer:
         d = {"size": self.size, "L": g * g, "img_tokens": g * g + c.buffer_tokens, "cfg_drop": a.cfg_drop,
              "vocab_size": c.vocab_size, "batch_gen": a.batch_gen, "batch_edit": a.batch_edit,
              "batch_und": a.batch_und, "layout": a.layout, "open_colors": a.open_colors, "mask_min": a.mask_min,
-             "edit_drawn": a.edit_drawn, "edit_uncond": a.edit_uncond, "edit_focus_on": a.edit_focus_on}
+             "edit_drawn": a.edit_drawn, "edit_min_objects": a.edit_min_objects, "edit_uncond": a.edit_uncond, "edit_focus_on": a.edit_focus_on}
         if self.static:
             d.update(static=True, pads=static_pads(make_batch, d))
         return d

@@ -55,15 +55,24 @@ def parse_args(argv=None):
     ap.add_argument("--edit-drawn", type=float, default=0.0,
                     help="share of edit sources drawn like the model's own pictures (canonical layouts) "
                     "instead of random scenes")
+    ap.add_argument("--edit-min-objects", type=int, default=1,
+                    help="random edit sources hold this many objects or more (up to the world's 4): edits of "
+                    "one object already succeed, several objects is where they fail (docs/training.md)")
     ap.add_argument("--edit-uncond", type=float, default=0.0,
                     help='share of edit samples trained with UniPic\'s unconditional "Edit this image." and the '
                     "edit target kept, so the change can only be read from the visible target tokens")
     ap.add_argument("--mask-min", type=float, default=0.7,
                     help="lower bound of the truncnorm(1, 0.25) mask ratio (MAR: 0.7; lower shows more visible tokens)")
     ap.add_argument("--cfg-drop", type=float, default=0.1, help="prompt dropout to the CFG negative")
+    ap.add_argument("--mar-enc-blocks", type=int, default=None,
+                    help="MAR encoder depth (it reads the source of an edit and every visible token); above the "
+                    "--init-from weights' depth the new blocks start as identities (default: the weights')")
     ap.add_argument("--mar-dec-blocks", type=int, default=None,
                     help="MAR decoder depth; above the --init-from weights' depth the new blocks start as identities "
                     "(default: the init weights' depth, else the config's)")
+    ap.add_argument("--head-blocks", type=int, default=None,
+                    help="diffusion-head depth (AdaLN residual blocks); above the --init-from weights' depth the "
+                    "new blocks start as identities (default: the weights')")
     ap.add_argument("--llm-layers", type=int, default=None,
                     help="LLM depth; above the --init-from weights' depth the new layers are appended as identities "
                     "(default: the init weights' depth, else the config's)")

@@ -119,6 +119,7 @@ def make_batch(job) -> dict:
         for i in range(Be):
             scene, instr, target = S.sample_edit(rng, layout=d.get("layout", "random"),
                                                  drawn_share=d.get("edit_drawn", 0.0),
+                                                 min_objects=d.get("edit_min_objects", 1),
                                                  open_colors=d.get("open_colors", "each"))
             src[i] = S.render(scene, size)
             u = rng.random()  # one draw: the same data stream whatever edit_uncond is

@@ -213,12 +213,18 @@ def sample_understanding(rng: random.Random, form: str | None = None) -> tuple[l
 
 
 def sample_edit(rng: random.Random, form: str | None = None, layout: str = "random",
-                drawn_share: float = 0.0, open_colors: str = "each") -> tuple[list[dict], str, list[dict]]:
+                drawn_share: float = 0.0, open_colors: str = "each",
+                min_objects: int = 1) -> tuple[list[dict], str, list[dict]]:
     """(source scene, instruction, target scene) for editing training. With probability
     drawn_share the source is what the model itself draws for a random prompt (a canonical
-    layout): users mostly edit the model's own pictures, as in the README's conversation."""
+    layout): users mostly edit the model's own pictures, as in the README's conversation.
+    Otherwise a random scene of min_objects to MAX_OBJECTS objects (evaluation: 1 to MAX_OBJECTS;
+    a higher floor spends the edits where the model fails, scenes with several objects)."""
+    if not 1 <= min_objects < MAX_OBJECTS:  # an "add" needs room for one more object
+        raise ValueError(f"min_objects: expected 1..{MAX_OBJECTS - 1}, got {min_objects}")
     drawn = drawn_share > 0 and rng.random() < drawn_share
-    source = (lambda r: _gen_case(r, r.choice(GEN_CATEGORIES), layout, open_colors)[1]) if drawn else None
+    source = (lambda r: _gen_case(r, r.choice(GEN_CATEGORIES), layout, open_colors)[1]) if drawn else \
+        (lambda r: sample_scene(r, n=r.randint(min_objects, MAX_OBJECTS))) if min_objects > 1 else None
     case, target = _edit_case(rng, form or rng.choice(EDIT_FORMS), layout, source)
     return case["scene"], case["instruction"], target
 

@@ -98,3 +98,22 @@ def test_edits_of_drawn_pictures(layout):
         assert S.score_edit(case, S.detect(S.render(target, 64))) == 1.0, (src, instr, target)
     random_src = [S.sample_edit(rng, "recolor", layout)[0] for _ in range(N)]
     assert any(abs(o["cx"] - 0.5) > 0.05 for sc in random_src for o in sc if len(sc) == 1)
+
+
+def test_edit_sources_can_start_at_several_objects():
+    """min_objects raises the floor of a random source's object count (the targets still score
+    1.0); the default keeps the evaluation's 1 to MAX_OBJECTS and the same data stream."""
+    rng = random.Random("min-objects")
+    counts = set()
+    for _ in range(N):
+        src, instr, target = S.sample_edit(rng, None, "canonical", min_objects=3)
+        counts.add(len(src))
+        case = {"task": "edit", "scene": src, "instruction": instr, "expect": target}
+        assert S.score_edit(case, S.detect(S.render(target, 64))) == 1.0, (src, instr, target)
+    assert counts == {3, S.MAX_OBJECTS}
+    a, b = random.Random(1), random.Random(1)
+    assert [S.sample_edit(a, None, "canonical") for _ in range(20)] == \
+        [S.sample_edit(b, None, "canonical", min_objects=1) for _ in range(20)]
+    assert {len(S.sample_edit(a, "recolor", "canonical")[0]) for _ in range(N)} >= {1, 2}
+    with pytest.raises(ValueError, match="min_objects"):
+        S.sample_edit(rng, None, "canonical", min_objects=S.MAX_OBJECTS)
