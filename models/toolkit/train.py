@@ -83,6 +83,11 @@ def lr_at(a, step: int, total: int | None) -> float:
     return a.lr
 
 
+# Shape knobs a warm start may grow (train_state.grow_blocks, grow_buffers), each a flag named as its
+# config field (`--mar-enc-blocks` sets mar_enc_blocks).
+GROWN_FIELDS = ("mar_enc_blocks", "mar_dec_blocks", "llm_layers", "head_blocks", "buffer_tokens")
+
+
 class Trainer:
     """The two stages (stage A: train_stage_a.StageA), checkpoints and periodic evaluation."""
 
@@ -98,16 +103,8 @@ class Trainer:
         self.resumed = torch_load(ckpt) if args.resume and os.path.exists(ckpt) else None
         if self.resumed:
             self.cfg = fit_to_weights(self.cfg, self.resumed["model"])
-        if args.mar_enc_blocks:
-            self.cfg = self.cfg.replace(mar_enc_blocks=args.mar_enc_blocks)
-        if args.mar_dec_blocks:
-            self.cfg = self.cfg.replace(mar_dec_blocks=args.mar_dec_blocks)
-        if args.llm_layers:
-            self.cfg = self.cfg.replace(llm_layers=args.llm_layers)
-        if args.head_blocks:
-            self.cfg = self.cfg.replace(head_blocks=args.head_blocks)
-        if args.buffer_tokens:
-            self.cfg = self.cfg.replace(buffer_tokens=args.buffer_tokens)
+        grown = {k: getattr(args, k) for k in GROWN_FIELDS if getattr(args, k)}
+        self.cfg = self.cfg.replace(**grown)
         self.out = args.out
         os.makedirs(self.out, exist_ok=True)
         self.log = Log(self.out)
@@ -163,7 +160,8 @@ class Trainer:
         d = {"size": self.size, "L": g * g, "img_tokens": g * g + c.buffer_tokens, "cfg_drop": a.cfg_drop,
              "vocab_size": c.vocab_size, "batch_gen": a.batch_gen, "batch_edit": a.batch_edit,
              "batch_und": a.batch_und, "layout": a.layout, "open_colors": a.open_colors, "mask_min": a.mask_min,
-             "edit_drawn": a.edit_drawn, "edit_min_objects": a.edit_min_objects, "edit_uncond": a.edit_uncond, "edit_focus_on": a.edit_focus_on}
+             "edit_drawn": a.edit_drawn, "edit_min_objects": a.edit_min_objects, "edit_uncond": a.edit_uncond,
+             "edit_focus_on": a.edit_focus_on}
         if self.static:
             d.update(static=True, pads=static_pads(make_batch, d))
         return d

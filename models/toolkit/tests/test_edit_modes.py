@@ -2,9 +2,9 @@
 
 import random
 
-from toolkit import shapes as S
 import pytest
 
+from toolkit import shapes as S
 from toolkit.edit_modes import MODES, classify, row_key, summarize
 from toolkit.shapes.cases import _edit_case
 

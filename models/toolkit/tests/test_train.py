@@ -259,9 +259,9 @@ def test_init_from_warm_start(tmp_path):
 
 
 def test_a_warm_start_can_deepen_the_decoder_and_the_llm(tmp_path):
-    """--mar-enc-blocks / --mar-dec-blocks / --llm-layers above the init weights' depth: the new blocks start as
-    identities (same z as the weights they grow from), then train; loaders read the depth from the
-    weights."""
+    """--mar-enc-blocks / --mar-dec-blocks / --llm-layers / --head-blocks above the init weights'
+    depth: the new blocks start as identities (same z and head output as the weights they grow
+    from), then train; loaders read the depth from the weights."""
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     T.main(["--out", a, "--steps", "2"] + ARGS)
     T.main(["--out", b, "--steps", "2", "--init-from", os.path.join(a, "ema.pt"), "--mar-dec-blocks", "3",
