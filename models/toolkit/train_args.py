@@ -64,18 +64,15 @@ def parse_args(argv=None):
     ap.add_argument("--mask-min", type=float, default=0.7,
                     help="lower bound of the truncnorm(1, 0.25) mask ratio (MAR: 0.7; lower shows more visible tokens)")
     ap.add_argument("--cfg-drop", type=float, default=0.1, help="prompt dropout to the CFG negative")
-    ap.add_argument("--mar-enc-blocks", type=int, default=None,
-                    help="MAR encoder depth (it reads the source of an edit and every visible token); above the "
-                    "--init-from weights' depth the new blocks start as identities (default: the weights')")
-    ap.add_argument("--mar-dec-blocks", type=int, default=None,
-                    help="MAR decoder depth; above the --init-from weights' depth the new blocks start as identities "
-                    "(default: the init weights' depth, else the config's)")
-    ap.add_argument("--head-blocks", type=int, default=None,
-                    help="diffusion-head depth (AdaLN residual blocks); above the --init-from weights' depth the "
-                    "new blocks start as identities (default: the weights')")
-    ap.add_argument("--llm-layers", type=int, default=None,
-                    help="LLM depth; above the --init-from weights' depth the new layers are appended as identities "
-                    "(default: the init weights' depth, else the config's)")
+    # Depths a warm start may grow (train.GROWN_FIELDS): new blocks start as identities, so the grown
+    # model begins where its weights were. Default: what the --init-from weights hold, else the config's.
+    for flag, what in (("--mar-enc-blocks", "MAR encoder depth (it reads an edit's source and every visible token)"),
+                       ("--mar-dec-blocks", "MAR decoder depth"),
+                       ("--head-blocks", "diffusion-head depth (AdaLN residual blocks)"),
+                       ("--llm-layers", "LLM depth")):
+        ap.add_argument(flag, type=int, default=None,
+                        help=f"{what}; above the --init-from weights' depth the new blocks start as identities "
+                        "(default: the weights' depth, else the config's)")
     ap.add_argument("--buffer-tokens", type=int, default=None,
                     help="MAR buffer tokens (the LLM's slots that condition every masked token); above the "
                     "--init-from weights' count the new ones start as copies of the old (default: the weights')")

@@ -92,22 +92,22 @@ def unipic_state_dict(obj):
     return obj
 
 
-# The blocks a warm start may append, by state-dict prefix, with the outputs of their residual
-# branches: at zero, a block passes its input through unchanged (a MAR ViT block; a Qwen2 layer).
-GROWABLE = {"mar.decoder_blocks.": ("attn.proj.weight", "attn.proj.bias", "mlp.fc2.weight", "mlp.fc2.bias"),
-            "mar.encoder_blocks.": ("attn.proj.weight", "attn.proj.bias", "mlp.fc2.weight", "mlp.fc2.bias"),
-            "llm.model.layers.": ("self_attn.o_proj.weight", "mlp.down_proj.weight"),
+# The outputs of a MAR ViT block's residual branches (encoder and decoder blocks alike).
+RESIDUAL_OUT = ("attn.proj.weight", "attn.proj.bias", "mlp.fc2.weight", "mlp.fc2.bias")
+# The blocks a warm start may append, by state-dict prefix, with the weights that start at zero so
+# that a new block passes its input through unchanged.
+GROWABLE = {"mar.decoder_blocks.": RESIDUAL_OUT,
+            "mar.encoder_blocks.": RESIDUAL_OUT,
+            "llm.model.layers.": ("self_attn.o_proj.weight", "mlp.down_proj.weight"),  # Qwen2 residual outputs
             # the head's AdaLN blocks: a zero modulation is a zero gate (and MAR's own init, init_train)
             "mar.diffloss.net.res_blocks.": ("adaLN_modulation.1.weight", "adaLN_modulation.1.bias")}
-RESIDUAL_OUT = GROWABLE["mar.decoder_blocks."]
 
 
 def grow_blocks(model, sd):
     """sd completed with the MAR encoder and decoder blocks, LLM layers and diffusion-head blocks
     `model` has and sd lacks (a run that deepens them, `--mar-enc-blocks`, `--mar-dec-blocks`,
-    `--llm-layers`, `--head-blocks`): their own initialisation, with the residual
-    branches at zero, so the grown model starts out computing exactly what sd does and learns the
-    new depth from there."""
+    `--llm-layers`, `--head-blocks`): their own initialisation with the GROWABLE weights at zero,
+    so the grown model starts out computing exactly what sd does and learns the new depth from there."""
     out = dict(sd)
     for k, v in model.state_dict().items():
         for prefix, residual_out in GROWABLE.items():
