@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 
 import torch
 
 from . import shapes as S
 from .evaluate import build_cases, load_tokenizer, load_torch, mode_shares, override_sampling, run_cases
+from .shapes.cases import ISOLATE_PREFIX
 from .shapes.score import _near
 from .shapes.world import in_region
 
@@ -65,9 +67,26 @@ def classify(case: dict, detected) -> dict:
         m["done"] = any(d.get("shape") == new["shape"] and d.get("color") == new["color"]
                         and in_region(d, new["region"]) for d in detected)
         m["near_miss"] = any(d.get("color") == new["color"] and in_region(d, new["region"]) for d in detected)
+    elif _isolate(case):  # "keep only the square": the object named is the one kept
+        m["done"] = m["near_miss"] = any(_same(exp[0], d) for d in detected)
     else:  # repeat / other: nothing is named
         m["done"] = m["near_miss"] = m["source"]
     return m
+
+
+def _isolate(case: dict) -> bool:
+    return case["instruction"].startswith(ISOLATE_PREFIX)
+
+
+def isolate_cases(n: int, seed: int) -> list[dict]:
+    """n cases of the trainer's training-only "keep only the ..." edits (train_args --edit-isolate),
+    in ShapesEval's edit form: whether what it trains is learned at all."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        src, instr, target = S.sample_isolate(rng)
+        out.append({"task": "edit", "scene": src, "instruction": instr, "expect": target})
+    return out
 
 
 def row_key(case: dict, by: str = "form") -> str:
@@ -75,7 +94,7 @@ def row_key(case: dict, by: str = "form") -> str:
     ("move/3"): edits of one object mostly succeed, and the count splits where they fail."""
     if by not in ("form", "objects"):
         raise ValueError(f"by: expected 'form' or 'objects', got {by!r}")
-    form = S.edit_form(case)
+    form = "isolate" if _isolate(case) else S.edit_form(case)
     return form if by == "form" else f"{form}/{len(case['scene'])}"
 
 
@@ -95,13 +114,15 @@ def main(argv=None):
     ap.add_argument("--edit-sampling", help="JSON overrides for edits only")
     ap.add_argument("--by", default="form", choices=["form", "objects"],
                     help="rows per edit form, or per form and the source's object count")
+    ap.add_argument("--isolate", type=int, default=0,
+                    help='also this many training-only "keep only the ..." edits (rows "isolate")')
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     model = override_sampling(load_torch(a.model_dir or None, a.weights), a.sampling, a.edit_sampling)
     tok = load_tokenizer(a.model_dir or None, model.cfg)
     rows = []
-    run_cases(model, tok, build_cases(0, 0, a.edits, a.case_seed, 0), draw_seed=a.draw_seed,
+    run_cases(model, tok, build_cases(0, 0, a.edits, a.case_seed, 0) + isolate_cases(a.isolate, a.case_seed), draw_seed=a.draw_seed,
               on_output=lambda c, det: rows.append((row_key(c, a.by), classify(c, det))))
     report = summarize(rows)
     print(json.dumps(report))

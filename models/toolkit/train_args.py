@@ -61,6 +61,12 @@ def parse_args(argv=None):
     ap.add_argument("--edit-uncond", type=float, default=0.0,
                     help='share of edit samples trained with UniPic\'s unconditional "Edit this image." and the '
                     "edit target kept, so the change can only be read from the visible target tokens")
+    ap.add_argument("--edit-isolate", type=float, default=0.0,
+                    help='share of edit samples that are the training-only "keep only the square" on 2-4 objects: '
+                    "every object's tokens depend on finding the one named (docs/training.md)")
+    ap.add_argument("--und-where", type=float, default=0.0,
+                    help='share of understanding samples that ask "where is the <colour> <shape>?": locating a named '
+                    "object among several is the understanding an edit needs and the one that fails (docs/training.md)")
     ap.add_argument("--mask-min", type=float, default=0.7,
                     help="lower bound of the truncnorm(1, 0.25) mask ratio (MAR: 0.7; lower shows more visible tokens)")
     ap.add_argument("--cfg-drop", type=float, default=0.1, help="prompt dropout to the CFG negative")

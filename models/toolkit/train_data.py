@@ -117,10 +117,14 @@ def make_batch(job) -> dict:
         src = np.empty((Be, size, size, 3), np.uint8)
         tgt = np.empty((Be, size, size, 3), np.uint8)
         for i in range(Be):
-            scene, instr, target = S.sample_edit(rng, layout=d.get("layout", "random"),
-                                                 drawn_share=d.get("edit_drawn", 0.0),
-                                                 min_objects=d.get("edit_min_objects", 1),
-                                                 open_colors=d.get("open_colors", "each"))
+            # the isolate draw only when asked for: the default data stream stays as it was
+            if d.get("edit_isolate", 0.0) > 0 and rng.random() < d["edit_isolate"]:
+                scene, instr, target = S.sample_isolate(rng)
+            else:
+                scene, instr, target = S.sample_edit(rng, layout=d.get("layout", "random"),
+                                                     drawn_share=d.get("edit_drawn", 0.0),
+                                                     min_objects=d.get("edit_min_objects", 1),
+                                                     open_colors=d.get("open_colors", "each"))
             src[i] = S.render(scene, size)
             u = rng.random()  # one draw: the same data stream whatever edit_uncond is
             if u < drop:
@@ -141,7 +145,9 @@ def make_batch(job) -> dict:
     if Bu:
         seqs, starts, imgs = [], [], np.empty((Bu, size, size, 3), np.uint8)
         for i in range(Bu):
-            scene, q, a = S.sample_understanding(rng)
+            # "where is the ...?" only when asked for: the default data stream stays as it was
+            where = d.get("und_where", 0.0) > 0 and rng.random() < d["und_where"]
+            scene, q, a = S.sample_understanding(rng, "where" if where else None)
             imgs[i] = S.render(scene, size)
             p = tok.encode(chat(UNDERSTAND.format(image=img_str, question=q)))
             starts.append(len(p))

@@ -25,6 +25,6 @@ from .scenes import fits, place, sample_scene
 from .layouts import REGION_PHRASES, REGION_POINTS, canonical_scene, generation_slots, place_at_region
 from .score import REPEAT_INSTRUCTION, case_result, edit_form, score_case, score_kept, score_edit, score_generate, score_understand, summarize
 from .cases import (LAYOUTS, _edit_case, _repeat_case, _gen_case, _und_case, dumps_cases, generate_cases, generate_cases_with_targets,
-                    parse_cases, sample_edit, sample_generation, sample_understanding, validate_case)
+                    parse_cases, sample_edit, sample_isolate, sample_generation, sample_understanding, validate_case)
 from .fixtures import build_fixtures
 from .cli import main

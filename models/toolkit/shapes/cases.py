@@ -229,6 +229,27 @@ def sample_edit(rng: random.Random, form: str | None = None, layout: str = "rand
     return case["scene"], case["instruction"], target
 
 
+
+ISOLATE_PREFIX = "keep only the "  # + the object's name: a training-only edit (sample_isolate)
+
+
+def sample_isolate(rng: random.Random) -> tuple[list[dict], str, list[dict]]:
+    """(source scene, instruction, target scene) of a training-only edit, "keep only the square":
+    a random scene of 2 to MAX_OBJECTS objects and the one object named. The evaluation's edits
+    change one object among several and must find it by its name alone; here the answer of every
+    object's tokens depends on that (kept or erased), not of the few tokens a recolour changes.
+    The object is named by its shape when no other has it (half the time), else by colour and shape."""
+    while True:
+        scene = sample_scene(rng, n=rng.randint(2, MAX_OBJECTS))
+        o = rng.choice(scene)
+        if len(_unique(scene, shape=o["shape"])) == 1 and rng.random() < 0.5:
+            name = o["shape"]
+        elif len(_unique(scene, shape=o["shape"], color=o["color"])) == 1:
+            name = f"{o['color']} {o['shape']}"
+        else:
+            continue
+        return scene, ISOLATE_PREFIX + name, [dict(o)]
+
 # ---------------------------------------------------------------------------------------------
 # Case validation and JSONL (anyone can bring their own cases, so errors name line and field)
 

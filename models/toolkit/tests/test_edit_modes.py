@@ -94,3 +94,16 @@ def test_rows_split_by_form_or_by_form_and_object_count():
     assert row_key(case, "objects") == f"move/{len(case['scene'])}"
     with pytest.raises(ValueError, match="by: expected"):
         row_key(case, "colour")
+
+
+def test_isolate_edits_have_their_own_rows():
+    """The trainer's "keep only the ..." edits: done when the named object is there as it was,
+    scored like any edit (the other objects gone)."""
+    from toolkit.edit_modes import isolate_cases
+    cases = isolate_cases(8, seed=3)
+    assert cases == isolate_cases(8, seed=3) and {row_key(c) for c in cases} == {"isolate"}
+    assert {row_key(c, "objects") for c in cases} <= {f"isolate/{n}" for n in range(2, S.MAX_OBJECTS + 1)}
+    for c in cases:
+        right, source = classify(c, _det(c["expect"])), classify(c, _det(c["scene"]))
+        assert right["score"] and right["done"] and not right["extra"], (c, right)
+        assert source["done"] and source["extra"] and source["source"] and not source["score"], (c, source)

@@ -117,3 +117,23 @@ def test_edit_sources_can_start_at_several_objects():
     assert {len(S.sample_edit(a, "recolor", "canonical")[0]) for _ in range(N)} >= {1, 2}
     with pytest.raises(ValueError, match="min_objects"):
         S.sample_edit(rng, None, "canonical", min_objects=S.MAX_OBJECTS)
+
+
+def test_isolate_edits_name_one_object_among_several():
+    """"keep only the ..." (training only): 2 to MAX_OBJECTS sources, the one object named uniquely
+    (by shape alone or by colour and shape), and the rendered target scores 1.0 against it."""
+    rng = random.Random("isolate")
+    counts, by_shape = set(), 0
+    for _ in range(N):
+        src, instr, target = S.sample_isolate(rng)
+        counts.add(len(src))
+        assert len(target) == 1 and target[0] in src
+        name = instr.removeprefix("keep only the ").split()
+        o = target[0]
+        assert name[-1] == o["shape"] and (len(name) == 1 or name[0] == o["color"])
+        twins = [x for x in src if x["shape"] == o["shape"] and (len(name) == 1 or x["color"] == o["color"])]
+        assert twins == [o], (src, instr)
+        by_shape += len(name) == 1
+        case = {"task": "edit", "scene": src, "instruction": instr, "expect": target}
+        assert S.score_edit(case, S.detect(S.render(target, 64))) == 1.0, (src, instr, target)
+    assert counts == set(range(2, S.MAX_OBJECTS + 1)) and 0 < by_shape < N

@@ -67,6 +67,18 @@ def test_batch_is_a_function_of_seed_and_step():
         assert (a[k] == ids["image"]).sum() == 68 * a[k].shape[0]
 
 
+def test_isolate_and_where_shares_reach_the_batch_and_default_to_the_old_stream():
+    """--edit-isolate / --und-where at 0 draw nothing extra (the same batch as without them); at 1
+    every edit prompt is a "keep only the ..." and every question a "where is the ...?"."""
+    tok, _ = D.tiny_tokenizer(MINI.vocab_size)
+    base, zero = D.make_batch((2, 1, _dims())), D.make_batch((2, 1, {**_dims(), "edit_isolate": 0.0, "und_where": 0.0}))
+    assert all(np.array_equal(base[k], zero[k]) for k in base)
+    one = D.make_batch((2, 1, {**_dims(), "cfg_drop": 0.0, "edit_isolate": 1.0, "und_where": 1.0}))
+    assert all("keep only the " in tok.decode(r.tolist()) for r in one["edit_ids"])
+    assert all("where is the " in tok.decode(r.tolist()) for r in one["und_ids"])
+    assert not any("keep only" in tok.decode(r.tolist()) for r in base["edit_ids"])
+
+
 def test_training_prompts_match_the_sampler():
     """The trainer's t2i prompt ids are exactly what sampler.Runner feeds the LLM."""
     tok, ids = D.tiny_tokenizer(MINI.vocab_size)
