@@ -143,10 +143,14 @@ class Trainer:
 
     def optimizer(self, model):
         a = self.a
-        decay, no = [], []
+        # groups (weight decay or not) x (the image side at --lr-mar times the rate, or the rest); the
+        # image side is a group of its own only when its rate differs, so older checkpoints resume
+        image = (lambda n: n.startswith(("mar.", "proj_"))) if a.lr_mar != 1.0 else (lambda n: False)
+        groups = {(d, i): [] for d in (True, False) for i in (False, True)}
         for n, p in trainable(model):
-            (decay if p.dim() >= 2 and "pos_embed" not in n and "embed_tokens" not in n else no).append(p)
-        groups = [{"params": decay, "weight_decay": a.wd}, {"params": no, "weight_decay": 0.0}]
+            groups[(p.dim() >= 2 and "pos_embed" not in n and "embed_tokens" not in n, image(n))].append(p)
+        groups = [{"params": ps, "weight_decay": a.wd if d else 0.0, "lr_mult": a.lr_mar if i else 1.0}
+                  for (d, i), ps in groups.items() if ps]
         kw = {}
         if self.cuda and "fused" in torch.optim.AdamW.__init__.__code__.co_varnames:
             kw["fused"] = True
@@ -262,7 +266,7 @@ class Trainer:
                     break
                 lr = lr_at(a, step, total)
                 for gparam in opt.param_groups:
-                    gparam["lr"] = lr
+                    gparam["lr"] = lr * gparam.get("lr_mult", 1.0)
                 b = to_device_batch(stream.get(), self.dev, model.vae, self.cfg.vae_scale, bf16_vae=self.bf16)
                 gen = step_generator(a.seed, step, self.dev)
                 L = chooser(b, obj.draws(b, gen)) if self.static else obj.losses(b, gen)

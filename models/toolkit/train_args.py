@@ -25,6 +25,9 @@ def parse_args(argv=None):
     ap.add_argument("--batch-edit", type=int, default=48)
     ap.add_argument("--batch-und", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr-mar", type=float, default=1.0,
+                    help="the image side (MAR encoder, decoder, diffusion head, projectors) trains at this many "
+                    "times --lr: an edit's binding is learned there, while the LLM slides at rates above 3e-4")
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
                     help="constant: warm-up, constant lr, --cooldown at the end (runs continue cleanly); "
