@@ -261,6 +261,24 @@ def test_checkpoint_resume_is_exact(tmp_path):
     assert 0.0 <= vae_done["detector_agreement"] <= 1.0
 
 
+def test_lr_mar_gives_the_image_side_a_rate_of_its_own():
+    """--lr-mar K: MAR and projector parameters in groups at K x the rate; at 1 the two groups of
+    old (weight decay or not), so checkpoints written before the flag still resume."""
+    from types import SimpleNamespace
+    m = UniPic(MINI)
+    names = {id(p): n for n, p in TS.trainable(m)}
+
+    def groups(k):
+        return T.Trainer.optimizer(SimpleNamespace(a=SimpleNamespace(lr=1e-3, wd=0.05, lr_mar=k), cuda=False), m).param_groups
+
+    fast = groups(3.0)
+    assert len(fast) == 4 and sum(len(g["params"]) for g in fast) == len(names)
+    for g in fast:
+        image = {names[id(p)].startswith(("mar.", "proj_")) for p in g["params"]}
+        assert image == {g["lr_mult"] == 3.0}, (g["lr_mult"], image)
+    assert [g["lr_mult"] for g in groups(1.0)] == [1.0, 1.0]
+
+
 def test_init_from_warm_start(tmp_path):
     a, b = str(tmp_path / "a"), str(tmp_path / "b")
     T.main(["--out", a, "--steps", "2"] + ARGS)
