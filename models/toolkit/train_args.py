@@ -55,21 +55,20 @@ def parse_args(argv=None):
     ap.add_argument("--open-colors", default="each", choices=["each", "shared"],
                     help="canonical targets: colours a prompt leaves open drawn for each object, or one "
                     "shared by the scene's open objects")
-    ap.add_argument("--edit-drawn", type=float, default=0.0,
-                    help="share of edit sources drawn like the model's own pictures (canonical layouts) "
-                    "instead of random scenes")
+    # Shares of the batch drawn another way, each 0 by default (and then the data stream is as before)
+    for flag, what in (
+            ("--edit-drawn", "edit sources drawn like the model's own pictures (canonical layouts) instead of "
+                             "random scenes"),
+            ("--edit-uncond", 'edit samples trained with UniPic\'s unconditional "Edit this image." and the edit '
+                              "target kept, so the change can only be read from the visible target tokens"),
+            ("--edit-isolate", 'edit samples that are the training-only "keep only the square" on 2-4 objects: every '
+                               "object's tokens depend on finding the one named (docs/training.md)"),
+            ("--und-where", 'questions that ask "where is the <colour> <shape>?": locating a named object among '
+                            "several is the understanding an edit needs and the one that weakens (docs/training.md)")):
+        ap.add_argument(flag, type=float, default=0.0, help=f"share of {what}")
     ap.add_argument("--edit-min-objects", type=int, default=1,
                     help="random edit sources hold this many objects or more (up to the world's 4): edits of "
                     "one object already succeed, several objects is where they fail (docs/training.md)")
-    ap.add_argument("--edit-uncond", type=float, default=0.0,
-                    help='share of edit samples trained with UniPic\'s unconditional "Edit this image." and the '
-                    "edit target kept, so the change can only be read from the visible target tokens")
-    ap.add_argument("--edit-isolate", type=float, default=0.0,
-                    help='share of edit samples that are the training-only "keep only the square" on 2-4 objects: '
-                    "every object's tokens depend on finding the one named (docs/training.md)")
-    ap.add_argument("--und-where", type=float, default=0.0,
-                    help='share of understanding samples that ask "where is the <colour> <shape>?": locating a named '
-                    "object among several is the understanding an edit needs and the one that fails (docs/training.md)")
     ap.add_argument("--mask-min", type=float, default=0.7,
                     help="lower bound of the truncnorm(1, 0.25) mask ratio (MAR: 0.7; lower shows more visible tokens)")
     ap.add_argument("--cfg-drop", type=float, default=0.1, help="prompt dropout to the CFG negative")
