@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import defaultdict
-
 import random
+from collections import defaultdict
 
 import numpy as np
 import torch
@@ -53,15 +52,20 @@ def question_form(question: str) -> str:
     return FORM_WORDS.get(" ".join(question.split()[:2]), "other")
 
 
+def touched_among_several(edit: dict) -> dict | None:
+    """The one source object an edit touches (recoloured, removed or moved) when the source holds
+    others beside it, else None (an add, or a source of one object)."""
+    touched = [o for o in edit["scene"] if o not in edit["expect"]]
+    return touched[0] if len(edit["scene"]) >= 2 and len(touched) == 1 else None
+
+
 def where_question(edit: dict) -> dict | None:
-    """The "where is ...?" case of the one source object an edit touches (recoloured, removed or
-    moved), or None: an add, a source of one object, or an object between regions."""
-    src, exp = edit["scene"], edit["expect"]
-    touched = [o for o in src if o not in exp]
-    if len(src) < 2 or len(touched) != 1 or region_of(touched[0]) is None:
+    """The "where is ...?" case of touched_among_several(edit), or None: none, or an object between
+    regions."""
+    o = touched_among_several(edit)
+    if o is None or region_of(o) is None:
         return None
-    o = touched[0]
-    return {"task": "understand", "scene": src, "question": f"where is the {o['color']} {o['shape']}?",
+    return {"task": "understand", "scene": edit["scene"], "question": f"where is the {o['color']} {o['shape']}?",
             "answer": region_of(o)}
 
 
@@ -104,8 +108,8 @@ def slot_probe(model, tok, n: int, seed: int, batch: int = 64) -> dict:
     grid = int(round(runner.L ** 0.5))
     while len(cases) < n:
         c, _ = _edit_case(rng, rng.choice(["recolor", "remove", "move"]))
-        if len(c["scene"]) >= 2:
-            touched = next(o for o in c["scene"] if o not in c["expect"])
+        touched = touched_among_several(c)
+        if touched is not None:
             cases.append((c, object_slots(touched, model.cfg.default_resolution, grid)))
     img = IMAGE * (runner.L + model.cfg.buffer_tokens)
     Y = torch.from_numpy(np.stack([y for _, y in cases])).float()                    # [n, L]
