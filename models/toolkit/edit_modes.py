@@ -122,7 +122,8 @@ def main(argv=None):
     model = override_sampling(load_torch(a.model_dir or None, a.weights), a.sampling, a.edit_sampling)
     tok = load_tokenizer(a.model_dir or None, model.cfg)
     rows = []
-    run_cases(model, tok, build_cases(0, 0, a.edits, a.case_seed, 0) + isolate_cases(a.isolate, a.case_seed), draw_seed=a.draw_seed,
+    cases = build_cases(0, 0, a.edits, a.case_seed, 0) + isolate_cases(a.isolate, a.case_seed)
+    run_cases(model, tok, cases, draw_seed=a.draw_seed,
               on_output=lambda c, det: rows.append((row_key(c, a.by), classify(c, det))))
     report = summarize(rows)
     print(json.dumps(report))

@@ -94,7 +94,8 @@ def top_k_hit(scores: np.ndarray, labels: np.ndarray) -> float:
 def first_iteration_z(runner: Runner, scenes, texts) -> torch.Tensor:
     """z [B, L, W] of every slot at an edit's first MAR iteration (no target token visible)."""
     m, L = runner.m, runner.L
-    _, x_con, z_enc = runner.encode_image(from_uint8(np.stack([S.render(sc, m.cfg.default_resolution) for sc in scenes])))
+    pixels = from_uint8(np.stack([S.render(sc, m.cfg.default_resolution) for sc in scenes]))
+    _, x_con, z_enc = runner.encode_image(pixels)
     pre = runner.prefill([chat(t) for t in texts], z_enc)
     B = len(scenes)
     with torch.no_grad():

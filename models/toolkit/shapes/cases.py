@@ -229,7 +229,6 @@ def sample_edit(rng: random.Random, form: str | None = None, layout: str = "rand
     return case["scene"], case["instruction"], target
 
 
-
 ISOLATE_PREFIX = "keep only the "  # + the object's name: a training-only edit (sample_isolate)
 
 
@@ -249,6 +248,7 @@ def sample_isolate(rng: random.Random) -> tuple[list[dict], str, list[dict]]:
         else:
             continue
         return scene, ISOLATE_PREFIX + name, [dict(o)]
+
 
 # ---------------------------------------------------------------------------------------------
 # Case validation and JSONL (anyone can bring their own cases, so errors name line and field)
