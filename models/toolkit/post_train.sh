@@ -18,12 +18,14 @@
 # Knobs (environment): BASE, the records of the shipped weights whose cases and draws are reused
 # (default: checkpoints/unipic-tiny-runs/ of the last run the shipped manifest's source names, its
 # resampled/ folder where the defaults changed after it shipped);
-# PYTHON (/usr/bin/python3).
+# REF (1): 0 skips the reference sampler's pass of `evals` (the third pairing, the longest: about a
+# third of the stage), for a session that cannot wait for it; PYTHON (/usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."                                    # models/
 R=${1:?run folder (toolkit/runs/cpuN)}
 WHAT=${2:?what the run added, e.g. \"2300 more (run cpu15: the same recipe)\"}
 STAGE=${3:-evals}
+REF=${REF:-1}
 NAME=$(basename "$R")
 PY=${PYTHON:-/usr/bin/python3}
 export OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
@@ -61,6 +63,7 @@ PYEOF
   # Sampling defaults changed after those weights shipped: their records at the new defaults.
   [ -d "$BASE/resampled" ] && BASE="$BASE/resampled"
   for f in shapes_eval_caseseeds.json shapes_eval_gen_seed20261130.json ref_eval.json; do
+    [ "$f" = ref_eval.json ] && [ "$REF" = 0 ] && continue
     [ -f "$BASE/$f" ] || { echo "no $BASE/$f to pair with (set BASE)" >&2; exit 1; }
   done
   say "fp16 + export"
@@ -83,19 +86,23 @@ evals)
   (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json $EVAL_ARGS \
     > "models/$R/shapes_eval_caseseeds.json" 2> "models/$R/shapes_eval.err")
   eval_gen
-  say "reference sampler"
-  # shellcheck disable=SC2086
-  "$PY" -m toolkit.evaluate --model-dir "$R/export-ema" --weights "$R/ema_fp16.pt" \
-    --n-per-category 50 --seeds 4 --questions 300 --edits 300 --repeats 100 --case-seed 20261129 \
-    --json > "$R/ref_eval.json" 2> "$R/ref_eval.err"
+  if [ "$REF" != 0 ]; then
+    say "reference sampler"
+    # shellcheck disable=SC2086
+    "$PY" -m toolkit.evaluate --model-dir "$R/export-ema" --weights "$R/ema_fp16.pt" \
+      --n-per-category 50 --seeds 4 --questions 300 --edits 300 --repeats 100 --case-seed 20261129 \
+      --json > "$R/ref_eval.json" 2> "$R/ref_eval.err"
+  fi
   say "compare with $BASE"
   {
     echo "{\"base\": \"$BASE\", \"engine\":"
     "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_caseseeds.json" "$R/shapes_eval_caseseeds.json"
     echo ", \"engine_gen_seed20261130\":"
     "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_gen_seed20261130.json" "$R/shapes_eval_gen_seed20261130.json" --n 30
-    echo ", \"reference\":"
-    "$PY" -m toolkit.compare_evals "$BASE/ref_eval.json" "$R/ref_eval.json"
+    if [ "$REF" != 0 ]; then
+      echo ", \"reference\":"
+      "$PY" -m toolkit.compare_evals "$BASE/ref_eval.json" "$R/ref_eval.json"
+    fi
     echo "}"
   } > "$R/compare.json"
   ;;
