@@ -165,7 +165,7 @@ class Trainer:
              "vocab_size": c.vocab_size, "batch_gen": a.batch_gen, "batch_edit": a.batch_edit,
              "batch_und": a.batch_und, "layout": a.layout, "open_colors": a.open_colors, "mask_min": a.mask_min,
              "edit_drawn": a.edit_drawn, "edit_min_objects": a.edit_min_objects, "edit_uncond": a.edit_uncond,
-             "edit_isolate": a.edit_isolate, "und_where": a.und_where,
+             "edit_isolate": a.edit_isolate, "und_where": a.und_where, "article_an": a.article_an,
              "edit_focus_on": a.edit_focus_on}
         if self.static:
             d.update(static=True, pads=static_pads(make_batch, d))

@@ -64,7 +64,10 @@ def parse_args(argv=None):
             ("--edit-isolate", 'edit samples that are the training-only "keep only the square" on 2-4 objects: every '
                                "object's tokens depend on finding the one named (docs/training.md)"),
             ("--und-where", 'questions that ask "where is the <colour> <shape>?": locating a named object among '
-                            "several is the understanding an edit needs and the one that weakens (docs/training.md)")):
+                            "several is the understanding an edit needs and the one that weakens (docs/training.md)"),
+            ("--article-an", 'texts whose "a orange" is written "an orange", as users write it: ShapesWorld\'s '
+                             "templates say \"a\" before every colour, so a model trained on them alone reads "
+                             "\"an orange\" worse (docs/training.md)")):
         ap.add_argument(flag, type=float, default=0.0, help=f"share of {what}")
     ap.add_argument("--edit-min-objects", type=int, default=1,
                     help="random edit sources hold this many objects or more (up to the world's 4): edits of "

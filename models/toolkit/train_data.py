@@ -11,6 +11,7 @@ import contextlib
 import math
 import multiprocessing as mp
 import random
+import re
 import zlib
 from collections import deque
 
@@ -91,6 +92,19 @@ def patch_objects(src, tgt, grid: int):
 FOCUS_PATCHES = {"pixels": patch_changes, "objects": patch_objects}
 
 
+_A_BEFORE_VOWEL = re.compile(r"\ba (?=[aeiou])")
+
+
+def with_articles(texts: list[str], share: float, rng: random.Random) -> list[str]:
+    """Each text whose "a" stands before a vowel ("a orange circle", ShapesWorld's templates) is
+    written "an" with probability `share`: users write "an orange circle", and a model that never
+    read it draws it worse. rng is a stream of its own, so the rest of the batch does not move."""
+    if share <= 0:
+        return texts
+    return [_A_BEFORE_VOWEL.sub("an ", t) if _A_BEFORE_VOWEL.search(t) and (share >= 1 or rng.random() < share)
+            else t for t in texts]
+
+
 def make_batch(job) -> dict:
     """job = (seed, step, dims dict). Renders and tokenizes one step's batch (numpy only)."""
     seed, step, d = job
@@ -99,6 +113,7 @@ def make_batch(job) -> dict:
     rng = random.Random(f"{seed}:{step}")
     rs = np.random.RandomState(zlib.crc32(f"{seed}:{step}".encode()))
     img_str = IMAGE * n_img
+    art_rng, art = random.Random(f"{seed}:{step}:articles"), d.get("article_an", 0.0)
     out = {}
     Bg, Be, Bu = d["batch_gen"], d["batch_edit"], d["batch_und"]
     if Bg:
@@ -108,6 +123,7 @@ def make_batch(job) -> dict:
                                                 open_colors=d.get("open_colors", "each"))
             texts.append(chat(T2I_NEGATIVE) if rng.random() < drop else chat(T2I_POSITIVE.format(prompt=prompt)))
             imgs[i] = S.render(scene, size)
+        texts = with_articles(texts, art, art_rng)
         out["gen_ids"], out["gen_mask"] = pad_rows([tok.encode(t) for t in texts], ids["pad"])
         out["gen_img"] = imgs
         n = math.ceil(L * truncnorm_ratio(rng, lo=d.get("mask_min", 0.7)))
@@ -136,6 +152,7 @@ def make_batch(job) -> dict:
             texts.append(chat(EDIT_UNCOND.format(image=img_str) if uncond
                               else EDIT_POSITIVE.format(image=img_str, instruction=instr)))
             tgt[i] = S.render(target, size)
+        texts = with_articles(texts, art, art_rng)
         out["edit_ids"], out["edit_mask"] = pad_rows([tok.encode(t) for t in texts], ids["pad"])
         out["edit_src"], out["edit_img"] = src, tgt
         if d.get("edit_focus_on") in FOCUS_PATCHES:
@@ -149,7 +166,7 @@ def make_batch(job) -> dict:
             where = d.get("und_where", 0.0) > 0 and rng.random() < d["und_where"]
             scene, q, a = S.sample_understanding(rng, "where" if where else None)
             imgs[i] = S.render(scene, size)
-            p = tok.encode(chat(UNDERSTAND.format(image=img_str, question=q)))
+            p = tok.encode(chat(UNDERSTAND.format(image=img_str, question=with_articles([q], art, art_rng)[0])))
             starts.append(len(p))
             seqs.append(p + tok.encode(a) + [ids["eos"]])
         out["und_ids"], out["und_mask"] = pad_rows(seqs, ids["pad"])

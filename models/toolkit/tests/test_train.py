@@ -79,6 +79,30 @@ def test_isolate_and_where_shares_reach_the_batch_and_default_to_the_old_stream(
     assert not any("keep only" in tok.decode(r.tolist()) for r in base["edit_ids"])
 
 
+def test_article_share_writes_an_before_vowels_and_moves_nothing_else():
+    """--article-an: "a orange" becomes "an orange" in that share of texts, every other token and
+    every image of the batch as without it (its draws are a stream of their own)."""
+    assert D.with_articles(["a orange circle and a red square"], 1.0, random.Random(0)) == \
+        ["an orange circle and a red square"]
+    assert D.with_articles(["a red circle", "Generate an image: a orange square"], 1.0, random.Random(0)) == \
+        ["a red circle", "Generate an image: an orange square"]
+    tok, _ = D.tiny_tokenizer(MINI.vocab_size)
+    texts = lambda b: [tok.decode(r.tolist()) for k in ("gen_ids", "edit_ids", "und_ids") for r in b[k]]
+    seen_an = seen_orange = 0
+    for step in range(12):
+        base = D.make_batch((4, step, _dims()))
+        half = D.make_batch((4, step, {**_dims(), "article_an": 0.5}))
+        for k in base:
+            if not k.endswith(("_ids", "_mask")):
+                assert np.array_equal(base[k], half[k]), k
+        for a, b in zip(texts(base), texts(half)):
+            assert b in (a, a.replace("a orange", "an orange")), (a, b)
+            seen_orange += "a orange" in a
+            seen_an += "an orange" in b
+        assert not any("an orange" in t for t in texts(base))
+    assert 0 < seen_an < seen_orange, (seen_an, seen_orange)
+
+
 def test_training_prompts_match_the_sampler():
     """The trainer's t2i prompt ids are exactly what sampler.Runner feeds the LLM."""
     tok, ids = D.tiny_tokenizer(MINI.vocab_size)
