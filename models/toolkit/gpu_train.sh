@@ -66,7 +66,7 @@ EVAL_ARGS=${EVAL_ARGS:---n-per-category 50 --seeds 4 --questions 300 --edits 300
 DEVICE=${DEVICE:-cuda}
 read -r BG BE BU <<<"${BATCHES:-1024 768 64}"
 # The recipe the CPU proxy chose (toolkit.proxy; docs/training.md): canonical layouts, constant lr.
-RECIPE=${RECIPE:---layout canonical --open-colors shared --mask-min 0.5 --edit-drawn 0.5 --w-und 1.0 --schedule constant --cooldown 300}
+RECIPE=${RECIPE:---layout canonical --open-colors shared --mask-min 0.5 --edit-drawn 0.5 --w-und 1.0 --article-an 0.5 --schedule constant --cooldown 300}
 mkdir -p "$OUT" "$RUN"
 # VAE_FROM=path/to/vae.pt (from an earlier run's $OUT) skips stage A
 if [ -n "${VAE_FROM:-}" ]; then cp "$VAE_FROM" "$RUN/vae.pt" || echo "WARNING: VAE_FROM=$VAE_FROM not copied, training stage A"; fi
