@@ -20,7 +20,7 @@ import json
 import torch
 
 from .evaluate import build_cases, load_tokenizer, load_torch, run_cases
-from .train_data import with_articles
+from .train_data import an_before_vowels
 
 TEXT_FIELD = {"generate": "prompt", "edit": "instruction", "understand": "question"}
 
@@ -43,7 +43,7 @@ def reworded(cases: list[dict]) -> list[dict]:
     out = copy.deepcopy(cases)
     for c in out:
         field = TEXT_FIELD[c["task"]]
-        c[field] = with_articles([c[field]], 1.0, None)[0]
+        c[field] = an_before_vowels(c[field])
     return out
 
 

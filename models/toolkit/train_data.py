@@ -95,14 +95,18 @@ FOCUS_PATCHES = {"pixels": patch_changes, "objects": patch_objects}
 _A_BEFORE_VOWEL = re.compile(r"\ba (?=[aeiou])")
 
 
+def an_before_vowels(text: str) -> str:
+    """"a orange circle" (ShapesWorld's templates) -> "an orange circle" (what users write)."""
+    return _A_BEFORE_VOWEL.sub("an ", text)
+
+
 def with_articles(texts: list[str], share: float, rng: random.Random) -> list[str]:
-    """Each text whose "a" stands before a vowel ("a orange circle", ShapesWorld's templates) is
-    written "an" with probability `share`: users write "an orange circle", and a model that never
-    read it draws it worse. rng is a stream of its own, so the rest of the batch does not move."""
+    """Each text whose "a" stands before a vowel is written "an" with probability `share`: a model
+    that never read "an orange" reads it worse (toolkit.articles). rng is a stream of its own, so
+    the rest of the batch does not move; the token count is the same either way."""
     if share <= 0:
         return texts
-    return [_A_BEFORE_VOWEL.sub("an ", t) if _A_BEFORE_VOWEL.search(t) and (share >= 1 or rng.random() < share)
-            else t for t in texts]
+    return [an_before_vowels(t) if _A_BEFORE_VOWEL.search(t) and rng.random() < share else t for t in texts]
 
 
 def make_batch(job) -> dict:
