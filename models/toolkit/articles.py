@@ -8,7 +8,9 @@ ShapesWorld's templates put "a" before every colour, so until run cpu21 the mode
 "a orange"; a user types "an orange". This keeps the fresh random cases (`--case-seed`) whose
 prompt, instruction or question says "a orange", scores them as written and with "an", and prints
 one JSON object: per wording, the ShapesEval summary of those cases. The gap between the two is
-what the training knob `--article-an` (docs/training.md) is meant to close.
+what the training knob `--article-an` (docs/training.md) is meant to close. With `--served` the texts
+go through the exported tokenizer.json, whose normalizer reads "an orange" as "a orange"
+(toolkit/tokenizer.py, SERVING_RULES): what a user of the engine gets.
 """
 
 from __future__ import annotations
@@ -57,10 +59,14 @@ def main(argv=None):
     ap.add_argument("--questions", type=int, default=60)
     ap.add_argument("--case-seed", type=int, default=20261204)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--served", action="store_true",
+                    help="read the texts through --model-dir's tokenizer.json, as the engine does (its "
+                         "normalizer rewrites \"an orange\"); default: the training tokenizer, which "
+                         "measures the weights themselves")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     model = load_torch(a.model_dir, a.weights)
-    tok = load_tokenizer(a.model_dir, model.cfg)
+    tok = load_tokenizer(a.model_dir if a.served else None, model.cfg)
     cases = orange_cases(a.n, a.edits, a.questions, a.case_seed)
     out = {"weights": a.weights, "case_seed": a.case_seed, "cases": len(cases)}
     for name, cs in (("a", cases), ("an", reworded(cases))):
