@@ -112,18 +112,23 @@ def test_vocabulary_single_tokens(tok):
         assert tok.decode(tok.encode(s)) == s
 
 
-@needs_node
-def test_tokenizer_matches_huggingface_js(tiny_export, tok, tmp_path):
-    out, _ = tiny_export
+def _js_encode(tokenizer_dir: str, texts: list[str], tmp_path) -> list[dict]:
+    """[{ids, decoded}] per text from @huggingface/tokenizers, the engine's library (tok_check.mjs)."""
     if not os.path.isdir(os.path.join(HERE, "..", "..", "node_modules", "@huggingface", "tokenizers")):
         pytest.skip("@huggingface/tokenizers not installed")
     p = tmp_path / "s.json"
-    texts = VOCAB_TEXTS + ["unknown wörds & 123 !!\n\n tabs\t", "Hello, World"]
     p.write_text(json.dumps(texts))
-    r = subprocess.run(["node", os.path.join(HERE, "tok_check.mjs"), out, str(p)], capture_output=True,
+    r = subprocess.run(["node", os.path.join(HERE, "tok_check.mjs"), tokenizer_dir, str(p)], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    res = json.loads(r.stdout)
+    return json.loads(r.stdout)
+
+
+@needs_node
+def test_tokenizer_matches_huggingface_js(tiny_export, tok, tmp_path):
+    out, _ = tiny_export
+    texts = VOCAB_TEXTS + ["unknown wörds & 123 !!\n\n tabs\t", "Hello, World"]
+    res = _js_encode(out, texts, tmp_path)
     py = ByteLevelBPE.from_file(os.path.join(out, "tokenizer.json"))
     for s, js in zip(texts, res):
         assert js["ids"] == py.encode(s), s
@@ -141,15 +146,8 @@ def test_shipped_tokenizer_reads_an_as_the_trained_article(tok, tmp_path):
     """Users write "an orange", the tiny model was trained on "a orange": the shipped tokenizer.json
     gives both the same ids, in the engine's library and here; words that merely end in "an" and the
     training tokenizer (which --article-an relies on) and the templates' "an image" are left alone."""
-    if not os.path.isdir(os.path.join(HERE, "..", "..", "node_modules", "@huggingface", "tokenizers")):
-        pytest.skip("@huggingface/tokenizers not installed")
     texts = [t for pair in ARTICLES for t in pair] + ["can orange", "an red circle", T2I_POSITIVE]
-    p = tmp_path / "s.json"
-    p.write_text(json.dumps(texts))
-    r = subprocess.run(["node", os.path.join(HERE, "tok_check.mjs"), COMMITTED, str(p)], capture_output=True,
-                       text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    js = {s: res["ids"] for s, res in zip(texts, json.loads(r.stdout))}
+    js = {s: res["ids"] for s, res in zip(texts, _js_encode(COMMITTED, texts, tmp_path))}
     py = ByteLevelBPE.from_file(os.path.join(COMMITTED, "tokenizer.json"))
     for s in texts:
         assert js[s] == py.encode(s), s
