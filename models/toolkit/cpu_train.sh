@@ -31,7 +31,7 @@ export OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
 nohup nice -n 5 "$PY" -m toolkit.train --out "$RUN" --resume --init-from "$INIT" --device cpu \
     --threads "${THREADS:-2}" --steps 10000000 --schedule constant --warmup 50 --lr "${LR:-3e-4}" \
     --ema "${EMA:-0.999}" --batch-gen "$BG" --batch-edit "$BE" --batch-und "$BU" \
-    --layout canonical --open-colors shared --mask-min "${MASK_MIN:-0.5}" --edit-drawn 0.5 --w-und 1.0 --article-an 0.5 --eval-every 0 --eval-minutes "${EVAL_MIN:-30}" --ckpt-every 0 \
+    --layout canonical --open-colors shared --mask-min "${MASK_MIN:-0.5}" --edit-drawn 0.5 --w-und 1.0 --article-an 0.5 --snr-gamma 5 --eval-every 0 --eval-minutes "${EVAL_MIN:-30}" --ckpt-every 0 \
     --ckpt-minutes "${CKPT_MIN:-5}" --log-every 25 --no-final-eval --no-export ${TRAIN_ARGS:-} \
     >>"$RUN/eval.jsonl" 2>>"$RUN/train.err" &
 echo $! >"$RUN/pid"

@@ -42,7 +42,7 @@
 # DEVICE (cuda; cpu only to dry-run this script), WORKERS (data processes, default 12), PREFLIGHT
 # (1: ~30 s toy run of every code path first, default 1), PYTEST (1: the toolkit's pytest suite in
 # the background on this machine's torch, default 1), TRAIN_ARGS (extra toolkit.train flags, e.g.
-# "--ema 0.9995" or "--snr-gamma 5"), VAE_FROM (a stage-A vae.pt to reuse), PYTHON.
+# "--ema 0.9995" or "--mask-min 0.3"), VAE_FROM (a stage-A vae.pt to reuse), PYTHON.
 set -uo pipefail
 T0=$(date +%s)
 OUT=${OUT:-/tmp/unipic-out}
@@ -66,7 +66,7 @@ EVAL_ARGS=${EVAL_ARGS:---n-per-category 50 --seeds 4 --questions 300 --edits 300
 DEVICE=${DEVICE:-cuda}
 read -r BG BE BU <<<"${BATCHES:-1024 768 64}"
 # The recipe the CPU proxy chose (toolkit.proxy; docs/training.md): canonical layouts, constant lr.
-RECIPE=${RECIPE:---layout canonical --open-colors shared --mask-min 0.5 --edit-drawn 0.5 --w-und 1.0 --article-an 0.5 --schedule constant --cooldown 300}
+RECIPE=${RECIPE:---layout canonical --open-colors shared --mask-min 0.5 --edit-drawn 0.5 --w-und 1.0 --article-an 0.5 --snr-gamma 5 --schedule constant --cooldown 300}
 mkdir -p "$OUT" "$RUN"
 # VAE_FROM=path/to/vae.pt (from an earlier run's $OUT) skips stage A
 if [ -n "${VAE_FROM:-}" ]; then cp "$VAE_FROM" "$RUN/vae.pt" || echo "WARNING: VAE_FROM=$VAE_FROM not copied, training stage A"; fi
