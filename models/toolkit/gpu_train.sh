@@ -65,7 +65,8 @@ EVAL_FULL=${EVAL_FULL:-0}
 EVAL_ARGS=${EVAL_ARGS:---n-per-category 50 --seeds 4 --questions 300 --edits 300}
 DEVICE=${DEVICE:-cuda}
 read -r BG BE BU <<<"${BATCHES:-1024 768 64}"
-# The recipe the CPU proxy chose (toolkit.proxy; docs/training.md): canonical layouts, constant lr.
+# The recipe the CPU proxy and the long CPU runs chose (docs/training.md): canonical layouts, constant lr,
+# Min-SNR since run cpu24 (the shipped weights learned under it).
 RECIPE=${RECIPE:---layout canonical --open-colors shared --mask-min 0.5 --edit-drawn 0.5 --w-und 1.0 --article-an 0.5 --snr-gamma 5 --schedule constant --cooldown 300}
 mkdir -p "$OUT" "$RUN"
 # VAE_FROM=path/to/vae.pt (from an earlier run's $OUT) skips stage A
