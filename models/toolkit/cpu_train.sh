@@ -14,7 +14,10 @@
 # and continue on a fresh machine with INIT set to it (AdamW restarts with the warm-up, as at every
 # warm start; the EMA starts from the committed weights).
 # Every EVAL_MIN minutes the EMA weights go through the small fixed ShapesEval (eval.jsonl).
-# Knobs (environment): RUN, INIT, THREADS (2), BATCHES ("40 24 24": 24 questions a step since run cpu4), LR (3e-4), EMA (0.999),
+# Each run draws its own data stream: the first start writes its seed to RUN/seed (SEED, or one from
+# the clock) and later starts reuse it. Runs cpu3 to cpu24 all trained on seed 0's stream from its
+# first batch, so every run replayed the batches the weights had already seen (run cpu25's record).
+# Knobs (environment): RUN, INIT, SEED, THREADS (2), BATCHES ("40 24 24": 24 questions a step since run cpu4), LR (3e-4), EMA (0.999),
 # EVAL_MIN (30), CKPT_MIN (5), MASK_MIN (0.5), TRAIN_ARGS (more toolkit.train flags), PYTHON (/usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."                                    # models/
@@ -23,13 +26,14 @@ INIT=${INIT:-checkpoints/unipic-tiny-ema-fp16.pt}
 PY=${PYTHON:-/usr/bin/python3}
 read -r BG BE BU <<<"${BATCHES:-40 24 24}"
 mkdir -p "$RUN"
+[ -f "$RUN/seed" ] || echo "${SEED:-$(( $(date +%s) % 100000 ))}" >"$RUN/seed"
 if [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; then
   echo "already running (pid $(cat "$RUN/pid")) in $RUN"; exit 1
 fi
 export OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
 # shellcheck disable=SC2086
 nohup nice -n 5 "$PY" -m toolkit.train --out "$RUN" --resume --init-from "$INIT" --device cpu \
-    --threads "${THREADS:-2}" --steps 10000000 --schedule constant --warmup 50 --lr "${LR:-3e-4}" \
+    --threads "${THREADS:-2}" --seed "$(cat "$RUN/seed")" --steps 10000000 --schedule constant --warmup 50 --lr "${LR:-3e-4}" \
     --ema "${EMA:-0.999}" --batch-gen "$BG" --batch-edit "$BE" --batch-und "$BU" \
     --layout canonical --open-colors shared --mask-min "${MASK_MIN:-0.5}" --edit-drawn 0.5 --w-und 1.0 --article-an 0.5 --snr-gamma 5 --eval-every 0 --eval-minutes "${EVAL_MIN:-30}" --ckpt-every 0 \
     --ckpt-minutes "${CKPT_MIN:-5}" --log-every 25 --no-final-eval --no-export ${TRAIN_ARGS:-} \
