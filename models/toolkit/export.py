@@ -28,8 +28,8 @@ from .fused import MS_DOMAIN, fuse
 from .model import UniPic, init_random
 from .sampler import to_tokens
 from .tokenizer import (ASSISTANT_PREFIX, EDIT_NEGATIVE, EDIT_POSITIVE, IMAGE, T2I_NEGATIVE,
-                        T2I_POSITIVE, UNDERSTAND, USER_PREFIX, ByteLevelBPE, build_tiny_tokenizer,
-                        serving_tokenizer, special_ids)
+                        T2I_POSITIVE, UNDERSTAND, USER_PREFIX, ByteLevelBPE, special_ids,
+                        tiny_serving_tokenizer)
 
 OPSET = 17
 # Loaded by @huggingface/tokenizers next to tokenizer.json (Qwen2.5-Instruct's values: no BOS).
@@ -347,7 +347,7 @@ def main(argv=None):
     if cfg.name != "tiny":
         sys.exit("only the tiny config has a built-in tokenizer; use toolkit.convert for the 1.5B")
     res = [int(r) for r in a.resolutions.split(",")] if a.resolutions else None
-    man = export(model, serving_tokenizer(build_tiny_tokenizer(cfg.vocab_size)), a.out, res, name=f"unipic-{cfg.name}", source=source,
+    man = export(model, tiny_serving_tokenizer(cfg.vocab_size), a.out, res, name=f"unipic-{cfg.name}", source=source,
                  fused=a.fused_attention, fp16=a.fp16)
     total = sum(os.path.getsize(os.path.join(a.out, f)) for f in os.listdir(a.out))
     print(f"wrote {a.out}: {len(man['graphs'])} graphs, {total / 1e6:.1f} MB")

@@ -250,6 +250,11 @@ def serving_tokenizer(spec: dict) -> dict:
     return {**spec, "normalizer": {"type": "Sequence", "normalizers": [base, *SERVING_RULES]}}
 
 
+def tiny_serving_tokenizer(vocab_size: int | None = None) -> dict:
+    """-> the tokenizer.json every tiny export writes (the tiny vocabulary with the serving rules)."""
+    return serving_tokenizer(build_tiny_tokenizer(vocab_size))
+
+
 def special_ids(tok: ByteLevelBPE) -> dict:
     """Ids the manifest declares (docs/model.md §5: eos = <|im_end|>, pad = <|endoftext|>, image = <image>)."""
     for s in (ENDOFTEXT, IM_START, IM_END, IMAGE):

@@ -8,7 +8,7 @@ import torch
 from .config import fit_to_weights
 from .evaluate import DeviceModel, build_cases, run_cases
 from .model import UniPic
-from .tokenizer import build_tiny_tokenizer, serving_tokenizer
+from .tokenizer import tiny_serving_tokenizer
 from .train_data import tiny_tokenizer
 
 
@@ -31,7 +31,7 @@ def export_weights(weights_sd, out_dir, cfg, source, sampling=None, edit_samplin
     import warnings
     with warnings.catch_warnings():  # torch.onnx tracer chatter (expected, see tests/conftest.py)
         warnings.simplefilter("ignore")
-        man = export(m, serving_tokenizer(build_tiny_tokenizer(cfg.vocab_size)), out_dir, name=f"unipic-{cfg.name}", source=source)
+        man = export(m, tiny_serving_tokenizer(cfg.vocab_size), out_dir, name=f"unipic-{cfg.name}", source=source)
     return man
 
 

@@ -10,7 +10,7 @@ import torch  # noqa: E402
 from toolkit.config import TINY  # noqa: E402
 from toolkit.export import export  # noqa: E402
 from toolkit.model import UniPic, init_random  # noqa: E402
-from toolkit.tokenizer import ByteLevelBPE, build_tiny_tokenizer, serving_tokenizer  # noqa: E402
+from toolkit.tokenizer import ByteLevelBPE, build_tiny_tokenizer, tiny_serving_tokenizer  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -37,7 +37,7 @@ def tok():
 @pytest.fixture(scope="session")
 def tiny_export(tiny, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("unipic-tiny"))
-    man = export(tiny, serving_tokenizer(build_tiny_tokenizer(TINY.vocab_size)), out, name="unipic-tiny", source="test")
+    man = export(tiny, tiny_serving_tokenizer(TINY.vocab_size), out, name="unipic-tiny", source="test")
     return out, man
 
 
