@@ -17,14 +17,14 @@
 # Each run draws its own data stream: the first start writes its seed to RUN/seed (SEED, or one from
 # the clock) and later starts reuse it. Runs cpu3 to cpu24 all trained on seed 0's stream from its
 # first batch, so every run replayed the batches the weights had already seen (run cpu25's record).
-# Knobs (environment): RUN, INIT, SEED, THREADS (2), BATCHES ("40 24 24": 24 questions a step since run cpu4), LR (1e-4 since run cpu28; 3e-4 before: at 3e-4 every run re-heated the losses to one level, docs/training.md), EMA (0.999),
-# EVAL_MIN (30), CKPT_MIN (5), MASK_MIN (0.5), TRAIN_ARGS (more toolkit.train flags), PYTHON (/usr/bin/python3).
+# Knobs (environment): RUN, INIT, SEED, THREADS (2), BATCHES ("32 40 16" since runs cpu31 and cpu32, which moved editing about one standard error each; "40 24 24" from cpu4 to cpu30), LR (1e-4 since run cpu28; 3e-4 before: at 3e-4 every run re-heated the losses to one level, docs/training.md), EMA (0.999),
+# EVAL_MIN (30), CKPT_MIN (5), MASK_MIN (0.5), edit sources a fifth canonical pictures (--edit-drawn 0.2, 0.5 before cpu31), TRAIN_ARGS (more toolkit.train flags), PYTHON (/usr/bin/python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."                                    # models/
 RUN=${RUN:-toolkit/runs/cpu}
 INIT=${INIT:-checkpoints/unipic-tiny-ema-fp16.pt}
 PY=${PYTHON:-/usr/bin/python3}
-read -r BG BE BU <<<"${BATCHES:-40 24 24}"
+read -r BG BE BU <<<"${BATCHES:-32 40 16}"
 mkdir -p "$RUN"
 [ -f "$RUN/seed" ] || echo "${SEED:-$(( $(date +%s) % 100000 ))}" >"$RUN/seed"
 if [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; then
@@ -35,7 +35,7 @@ export OPENBLAS_NUM_THREADS=1 PYTHONUNBUFFERED=1
 nohup nice -n 5 "$PY" -m toolkit.train --out "$RUN" --resume --init-from "$INIT" --device cpu \
     --threads "${THREADS:-2}" --seed "$(cat "$RUN/seed")" --steps 10000000 --schedule constant --warmup 50 --lr "${LR:-1e-4}" \
     --ema "${EMA:-0.999}" --batch-gen "$BG" --batch-edit "$BE" --batch-und "$BU" \
-    --layout canonical --open-colors shared --mask-min "${MASK_MIN:-0.5}" --edit-drawn 0.5 --w-und 1.0 --article-an 0.5 --snr-gamma 5 --eval-every 0 --eval-minutes "${EVAL_MIN:-30}" --ckpt-every 0 \
+    --layout canonical --open-colors shared --mask-min "${MASK_MIN:-0.5}" --edit-drawn 0.2 --w-und 1.0 --article-an 0.5 --snr-gamma 5 --eval-every 0 --eval-minutes "${EVAL_MIN:-30}" --ckpt-every 0 \
     --ckpt-minutes "${CKPT_MIN:-5}" --log-every 25 --no-final-eval --no-export ${TRAIN_ARGS:-} \
     >>"$RUN/eval.jsonl" 2>>"$RUN/train.err" &
 echo $! >"$RUN/pid"

@@ -36,9 +36,9 @@
 # chose, see docs/training.md), TRAIN_MIN (stage B minutes; default auto = what the deadline
 # leaves), VAE_MIN (stage A, default 1.25; 0 when warm-starting), EVAL_MINUTES (periodic small
 # ShapesEval, default 1.75), EVAL_FULL (1: also run the full ShapesEval here, default 0: it runs on
-# the CPU afterwards, above), EVAL_ARGS (its counts), BATCHES (gen/edit/und, default "1024 512 128":
-# at 512/256/128 the step (~0.17 s on an H200) looked launch-bound (not profiled), so drawing gets twice the samples
-# per step for little more time; not yet measured at this size), LR (1e-3 fresh, 6e-4 warm),
+# the CPU afterwards, above), EVAL_ARGS (its counts), BATCHES (gen/edit/und, default "1024 768 64":
+# at 512/256/128 the step (~0.17 s on an H200) looked launch-bound (not profiled), so the batch grew, and
+# it leans to edits as the CPU runs cpu31 and cpu32 did; not yet measured at this size), LR (1e-3 fresh, 6e-4 warm),
 # DEVICE (cuda; cpu only to dry-run this script), WORKERS (data processes, default 12), PREFLIGHT
 # (1: ~30 s toy run of every code path first, default 1), PYTEST (1: the toolkit's pytest suite in
 # the background on this machine's torch, default 1), TRAIN_ARGS (extra toolkit.train flags, e.g.
@@ -66,8 +66,10 @@ EVAL_ARGS=${EVAL_ARGS:---n-per-category 50 --seeds 4 --questions 300 --edits 300
 DEVICE=${DEVICE:-cuda}
 read -r BG BE BU <<<"${BATCHES:-1024 768 64}"
 # The recipe the CPU proxy and the long CPU runs chose (docs/training.md): canonical layouts, constant lr,
-# Min-SNR since run cpu24 (the shipped weights learned under it).
-RECIPE=${RECIPE:---layout canonical --open-colors shared --mask-min 0.5 --edit-drawn 0.5 --w-und 1.0 --article-an 0.5 --snr-gamma 5 --schedule constant --cooldown 300}
+# Min-SNR since run cpu24 (the shipped weights learned under it); four fifths of edit sources random scenes,
+# as evaluated, since cpu31 and cpu32 (--edit-drawn 0.2 and 0.1 with more edits a step: editing +0.025 and
+# +0.023 pooled over three evaluations, each about one standard error; docs/training.md).
+RECIPE=${RECIPE:---layout canonical --open-colors shared --mask-min 0.5 --edit-drawn 0.2 --w-und 1.0 --article-an 0.5 --snr-gamma 5 --schedule constant --cooldown 300}
 mkdir -p "$OUT" "$RUN"
 # VAE_FROM=path/to/vae.pt (from an earlier run's $OUT) skips stage A
 if [ -n "${VAE_FROM:-}" ]; then cp "$VAE_FROM" "$RUN/vae.pt" || echo "WARNING: VAE_FROM=$VAE_FROM not copied, training stage A"; fi
