@@ -18,7 +18,9 @@
 # the clock) and later starts reuse it. Runs cpu3 to cpu24 all trained on seed 0's stream from its
 # first batch, so every run replayed the batches the weights had already seen (run cpu25's record).
 # Knobs (environment): RUN, INIT, SEED, THREADS (2), BATCHES ("32 40 16" since runs cpu31 and cpu32, which moved editing about one standard error each; "40 24 24" from cpu4 to cpu30), LR (1e-4 since run cpu28; 3e-4 before: at 3e-4 every run re-heated the losses to one level, docs/training.md), EMA (0.999),
-# EVAL_MIN (30), CKPT_MIN (5), MASK_MIN (0.5), edit sources a fifth canonical pictures (--edit-drawn 0.2, 0.5 before cpu31), TRAIN_ARGS (more toolkit.train flags), PYTHON (/usr/bin/python3).
+# EVAL_MIN (30), CKPT_MIN (5), MASK_MIN (0.5), TRAIN_ARGS (more toolkit.train flags), PYTHON (/usr/bin/python3).
+# A fifth of edit sources are canonical pictures (--edit-drawn 0.2; 0.5 before cpu31): the rest are random
+# scenes, as the evaluation draws them. TRAIN_ARGS="--edit-drawn X" overrides it (the last flag wins).
 set -euo pipefail
 cd "$(dirname "$0")/.."                                    # models/
 RUN=${RUN:-toolkit/runs/cpu}
