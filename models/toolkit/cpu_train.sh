@@ -9,10 +9,10 @@
 # resumes RUN/ckpt.pt exactly (model, EMA, AdamW, step, RNG), so runs of any length add up. The
 # recipe is the one the CPU proxy chose (docs/training.md); the learning rate is constant, so an
 # interrupted run loses nothing but the steps since its last checkpoint (CKPT_MIN minutes).
-# A run longer than a session: stop it, `bash toolkit/post_train.sh RUN WHAT quick` (fp16 copies and a
-# look at generation), commit RUN/ema_fp16.pt as checkpoints/unipic-tiny-runs/NAME/part-ema-fp16.pt,
-# and continue on a fresh machine with INIT set to it (AdamW restarts with the warm-up, as at every
-# warm start; the EMA starts from the committed weights).
+# A run longer than a session: size it to the session instead (run folders do not outlive the machine,
+# and weights are committed only when the full evaluation improves beyond noise, issue #17). Every
+# run's env.txt holds its command, and its seed replays its data stream, so an unshipped run is
+# replayed, not continued; cpu16 once committed part-ema-fp16.pt to continue across sessions.
 # Every EVAL_MIN minutes the EMA weights go through the small fixed ShapesEval (eval.jsonl).
 # Each run draws its own data stream: the first start writes its seed to RUN/seed (SEED, or one from
 # the clock) and later starts reuse it. Runs cpu3 to cpu24 all trained on seed 0's stream from its
