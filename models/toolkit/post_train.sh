@@ -44,7 +44,15 @@ eval_gen() {
   say "engine, generation alone on other cases"
   # shellcheck disable=SC2086
   (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json $GEN_ARGS \
+    --results "models/$R/shapes_eval_gen_seed20261130.cases.jsonl" \
     > "models/$R/shapes_eval_gen_seed20261130.json" 2> "models/$R/gen_seed20261130.err")
+}
+
+# `--cases` for compare_evals when both runs kept their per-case results (FILE.cases.jsonl beside
+# FILE.json, since 2026-12-04): the paired error, well under the unpaired bound.
+paired_cases() {
+  local a="${1%.json}.cases.jsonl" b="${2%.json}.cases.jsonl"
+  if [ -f "$a" ] && [ -f "$b" ]; then echo "--cases $a $b"; fi
 }
 
 export_run() {
@@ -84,6 +92,7 @@ evals)
   say "engine ShapesEval"
   # shellcheck disable=SC2086
   (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json $EVAL_ARGS \
+    --results "models/$R/shapes_eval_caseseeds.cases.jsonl" \
     > "models/$R/shapes_eval_caseseeds.json" 2> "models/$R/shapes_eval.err")
   eval_gen
   if [ "$REF" != 0 ]; then
@@ -96,9 +105,13 @@ evals)
   say "compare with $BASE"
   {
     echo "{\"base\": \"$BASE\", \"engine\":"
-    "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_caseseeds.json" "$R/shapes_eval_caseseeds.json"
+    # shellcheck disable=SC2046
+    "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_caseseeds.json" "$R/shapes_eval_caseseeds.json" \
+      $(paired_cases "$BASE/shapes_eval_caseseeds.json" "$R/shapes_eval_caseseeds.json")
     echo ", \"engine_gen_seed20261130\":"
-    "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_gen_seed20261130.json" "$R/shapes_eval_gen_seed20261130.json" --n 30
+    # shellcheck disable=SC2046
+    "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_gen_seed20261130.json" "$R/shapes_eval_gen_seed20261130.json" --n 30 \
+      $(paired_cases "$BASE/shapes_eval_gen_seed20261130.json" "$R/shapes_eval_gen_seed20261130.json")
     if [ "$REF" != 0 ]; then
       echo ", \"reference\":"
       "$PY" -m toolkit.compare_evals "$BASE/ref_eval.json" "$R/ref_eval.json"

@@ -74,6 +74,11 @@ export async function evaluate(engine: Engine, cases: Case[], opts: { seeds: num
   return results;
 }
 
+/** JSONL of per-case results: {"case": index, ...caseResult}, the index of the case in the run. */
+export function resultLines(results: readonly CaseResult[]): string {
+  return results.map((r, i) => JSON.stringify({ case: i, ...r })).join("\n") + (results.length ? "\n" : "");
+}
+
 async function geneval(engine: Engine, p: Parsed): Promise<number> {
   const metadata = stringOption(p, "geneval")!;
   const out = stringOption(p, "out");
@@ -131,14 +136,21 @@ export async function runEval(argv: string[], config: Config): Promise<number> {
   const p = parseArgs(argv, ["json"]);
   // Cases and options are checked before the model loads, so a mistake fails at once.
   const cases = p.options.has("geneval") ? [] : await evalCases(p);
+  const results = stringOption(p, "results");
+  if (results !== undefined && p.options.has("geneval")) throw AppError.badInput("--results", "no --geneval (GenEval's layout holds images, not scores)", results);
+  // An unwritable path fails now, not after an hour of sampling.
+  if (results !== undefined) await writeFile(results, "").catch(() => { throw AppError.badInput("--results", "a file path that can be written", results); });
   const engine = await loadEngine(config);
   try {
     if (p.options.has("geneval")) return await geneval(engine, p);
     const bar = new Progress("eval");
-    const results = await evaluate(engine, cases, { seeds: numberOption(p, "seeds", true) ?? 4, params: imageParamsFrom(p), concurrency: config.engineBatch, progress: bar });
+    const scored = await evaluate(engine, cases, { seeds: numberOption(p, "seeds", true) ?? 4, params: imageParamsFrom(p), concurrency: config.engineBatch, progress: bar });
     bar.end();
-    const summary = summarize(results);
+    const summary = summarize(scored);
     console.log(p.options.has("json") ? JSON.stringify(summary) : JSON.stringify(summary, null, 2));
+    // Per-case results, one line each in case order: two evaluations of the same cases and seeds pair
+    // case by case (toolkit.compare_evals --cases), an error well under the unpaired one.
+    if (results !== undefined) await writeFile(results, resultLines(scored));
     return 0;
   } finally {
     await engine.close();

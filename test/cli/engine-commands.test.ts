@@ -85,13 +85,19 @@ describe("unipic engine commands", () => {
     }
   });
 
-  it("eval --n 0 runs no generation prompts, and refuses no cases at all", async () => {
-    const r = await runCli(["eval", "--n", "0", "--questions", "1", "--edits", "0", "--repeats", "0", "--case-seed", "3", "--json", ...FAST], env);
+  it("eval --n 0 runs no generation prompts, and refuses no cases at all; --results writes each case", async () => {
+    const out = path.join(dir, "results.jsonl");
+    const r = await runCli(["eval", "--n", "0", "--questions", "1", "--edits", "0", "--repeats", "0", "--case-seed", "3", "--json", "--results", out, ...FAST], env);
     expect(r.code).toBe(0);
     const summary = JSON.parse(r.stdout);
     expect(summary.cases).toBe(1);
     expect(summary.generation).toBeNull();
     expect(typeof summary.understanding).toBe("number");
+    const lines = (await readFile(out, "utf8")).trimEnd().split("\n").map((l) => JSON.parse(l));
+    expect(lines).toEqual([{ case: 0, task: "understand", score: summary.understanding }]);
+    const unwritable = await runCli(["eval", "--n", "0", "--questions", "1", "--edits", "0", "--repeats", "0", "--results", path.join(dir, "no", "such", "dir.jsonl")], env);
+    expect(unwritable.code).toBe(1);
+    expect(unwritable.stderr).toMatch(/--results.*writ/);
     for (const argv of [["--n", "-1"], ["--n", "0", "--questions", "0", "--edits", "0", "--repeats", "0"]]) {
       const bad = await runCli(["eval", ...argv], env);
       expect(bad.code).toBe(1);

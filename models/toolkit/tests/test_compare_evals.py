@@ -3,7 +3,9 @@
 import json
 import math
 
-from toolkit.compare_evals import compare, flatten, main, sample_sizes
+import pytest
+
+from toolkit.compare_evals import compare, flatten, main, paired, sample_sizes
 
 BEFORE = {"generation": {"counting": 0.44, "colors": 0.99, "region": 0.9, "overall": 0.715}, "understanding": 0.9,
           "editing": 0.45, "editing_forms": {"recolor": 0.55, "move": 0.35}, "kept": 0.82, "repeat": 0.96,
@@ -45,3 +47,46 @@ def test_cli_prints_one_json_object(tmp_path, capsys):
     assert set(out) == set(flatten(BEFORE))
     assert math.isclose(out["generation.overall"]["se"],
                         math.sqrt((0.715 * 0.285 + 0.775 * 0.225) / 240), abs_tol=1e-4)
+
+
+def _cases(scores):
+    rows = [{"task": "generate", "score": s, "category": c} for c, s in scores["gen"]]
+    rows += [{"task": "understand", "score": s} for s in scores["und"]]
+    rows += [{"task": "edit", "score": s, "form": f, "kept": k} for f, s, k in scores["edit"]]
+    return [{"case": i, **r} for i, r in enumerate(rows)]
+
+
+def test_paired_error_is_the_spread_of_case_differences(tmp_path, capsys):
+    before = _cases({"gen": [("counting", 0.5), ("counting", 1.0), ("colors", 1.0), ("region", 0.0)],
+                     "und": [1, 0], "edit": [("move", 0, 0.5), ("move", 1, 1.0), ("repeat", 1, 1.0)]})
+    after = _cases({"gen": [("counting", 0.75), ("counting", 1.0), ("colors", 1.0), ("region", 1.0)],
+                    "und": [1, 1], "edit": [("move", 1, 1.0), ("move", 1, 1.0), ("repeat", 0, 1.0)]})
+    pairs = paired(before, after)
+    # counting differences 0.25 and 0: mean 0.125, sd 0.1768, se 0.125
+    assert math.isclose(pairs["generation.counting"]["delta"], 0.125)
+    assert math.isclose(pairs["generation.counting"]["se"], 0.125)
+    # overall: counting and colours (region left out), errors added in quadrature
+    assert math.isclose(pairs["generation.overall"]["delta"], 0.0625)
+    assert math.isclose(pairs["generation.overall"]["se"], 0.0625)
+    assert pairs["editing"]["delta"] == 0.5 and pairs["editing_forms.move"]["delta"] == 0.5
+    assert pairs["repeat"] == {"delta": -1.0, "se": 0.0} and math.isclose(pairs["kept"]["delta"], 0.25)
+    assert math.isclose(pairs["understanding"]["delta"], 0.5)
+    # A case that agrees in both runs adds nothing to the paired error; the unpaired one counts it.
+    files = {}
+    for name, rows, summary in (("a", before, BEFORE), ("b", after, AFTER)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (tmp_path / f"{name}.json").write_text(json.dumps(summary))
+        files[name] = str(tmp_path / name)
+    main([files["a"] + ".json", files["b"] + ".json", "--cases", files["a"] + ".jsonl", files["b"] + ".jsonl"])
+    out = json.loads(capsys.readouterr().out)
+    assert math.isclose(out["generation.counting"]["paired_se"], 0.125)
+    assert out["editing"]["paired_beyond_2se"] is False and "paired_se" in out["kept"]
+
+
+def test_paired_refuses_different_cases():
+    a = _cases({"gen": [("counting", 1.0)], "und": [], "edit": []})
+    b = _cases({"gen": [("colors", 1.0)], "und": [], "edit": []})
+    with pytest.raises(ValueError, match=r"line 1: expected the same case"):
+        paired(a, b)
+    with pytest.raises(ValueError, match=r"expected the same cases in both files, got 1 and 2"):
+        paired(a, a + a)
