@@ -16,7 +16,8 @@
 #
 # Knobs (environment): MODEL_DIR (models/unipic-tiny, from the repository root), GEN_ARGS (the
 # cases of BASE: post_train.sh's generation-alone set), PYTHON (/usr/bin/python3).
-# Prints one JSON line per arm: each score both evals have, with the paired change and its error.
+# Prints one JSON line per arm: each score both evals have, with the paired change and its error
+# (and paired_se, case by case, where BASE.cases.jsonl exists beside BASE).
 set -euo pipefail
 cd "$(dirname "$0")/.."                                    # models/
 OUT=${1:?output folder}
@@ -37,17 +38,23 @@ for arm in "$@"; do
   [ "$label" != "$arm" ] && [ -n "$label" ] || { echo "arm '$arm': expected LABEL:FLAGS" >&2; exit 2; }
   echo "[sweep] $(date -u +%T) $label: $flags" >&2
   # shellcheck disable=SC2086
-  (cd .. && MODEL_DIR="$MODEL_DIR" npx unipic eval --json $GEN_ARGS $flags > "$OUT/$label.json" 2> "$OUT/$label.err") \
+  (cd .. && MODEL_DIR="$MODEL_DIR" npx unipic eval --json $GEN_ARGS $flags --results "$OUT/$label.cases.jsonl" \
+    > "$OUT/$label.json" 2> "$OUT/$label.err") \
     || { tail -5 "$OUT/$label.err" >&2; exit 1; }
   rm -f "$OUT/$label.err"                                  # a progress bar, once the arm succeeded
-  "$PY" -m toolkit.compare_evals "$BASE" "$OUT/$label.json" --n "${N:-50}" --seeds "${SEEDS:-4}" > "$OUT/$label.compare.json"
+  # Paired case by case when BASE kept its per-case results (BASE.cases.jsonl, `unipic eval --results`).
+  PAIRED=()
+  [ -f "${BASE%.json}.cases.jsonl" ] && PAIRED=(--cases "${BASE%.json}.cases.jsonl" "$OUT/$label.cases.jsonl")
+  "$PY" -m toolkit.compare_evals "$BASE" "$OUT/$label.json" --n "${N:-50}" --seeds "${SEEDS:-4}" "${PAIRED[@]}" \
+    > "$OUT/$label.compare.json"
   "$PY" - "$label" "$flags" "$OUT/$label.compare.json" <<'PYEOF'
 import json, sys
 label, flags, path = sys.argv[1:4]
 cmp = json.load(open(path))
 row = {"arm": label, "flags": flags}
 for k, v in cmp.items():                                    # every score both evals have
-    row[k.removeprefix("generation.")] = {"after": v["after"], "delta": v["delta"], "se": v.get("se")}
+    row[k.removeprefix("generation.")] = {"after": v["after"], "delta": v["delta"], "se": v.get("se"),
+                                           **({"paired_se": v["paired_se"]} if "paired_se" in v else {})}
 print(json.dumps(row))
 PYEOF
 done
