@@ -48,13 +48,6 @@ eval_gen() {
     > "models/$R/shapes_eval_gen_seed20261130.json" 2> "models/$R/gen_seed20261130.err")
 }
 
-# `--cases` for compare_evals when both runs kept their per-case results (FILE.cases.jsonl beside
-# FILE.json, since 2026-12-04): the paired error, well under the unpaired bound.
-paired_cases() {
-  local a="${1%.json}.cases.jsonl" b="${2%.json}.cases.jsonl"
-  if [ -f "$a" ] && [ -f "$b" ]; then echo "--cases $a $b"; fi
-}
-
 export_run() {
   # The shipped source line ends "... and N more (run cpuK: ...), EMA weights ...": this run joins the list.
   SHIPPED=$("$PY" -c 'import json; print(json.load(open("unipic-tiny/manifest.json"))["source"])')
@@ -105,13 +98,10 @@ evals)
   say "compare with $BASE"
   {
     echo "{\"base\": \"$BASE\", \"engine\":"
-    # shellcheck disable=SC2046
-    "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_caseseeds.json" "$R/shapes_eval_caseseeds.json" \
-      $(paired_cases "$BASE/shapes_eval_caseseeds.json" "$R/shapes_eval_caseseeds.json")
+    # paired case by case where both keep their per-case results (*.cases.jsonl, since 2026-12-04)
+    "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_caseseeds.json" "$R/shapes_eval_caseseeds.json"
     echo ", \"engine_gen_seed20261130\":"
-    # shellcheck disable=SC2046
-    "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_gen_seed20261130.json" "$R/shapes_eval_gen_seed20261130.json" --n 30 \
-      $(paired_cases "$BASE/shapes_eval_gen_seed20261130.json" "$R/shapes_eval_gen_seed20261130.json")
+    "$PY" -m toolkit.compare_evals "$BASE/shapes_eval_gen_seed20261130.json" "$R/shapes_eval_gen_seed20261130.json" --n 30
     if [ "$REF" != 0 ]; then
       echo ", \"reference\":"
       "$PY" -m toolkit.compare_evals "$BASE/ref_eval.json" "$R/ref_eval.json"

@@ -42,10 +42,8 @@ for arm in "$@"; do
     > "$OUT/$label.json" 2> "$OUT/$label.err") \
     || { tail -5 "$OUT/$label.err" >&2; exit 1; }
   rm -f "$OUT/$label.err"                                  # a progress bar, once the arm succeeded
-  # Paired case by case when BASE kept its per-case results (BASE.cases.jsonl, `unipic eval --results`).
-  PAIRED=()
-  [ -f "${BASE%.json}.cases.jsonl" ] && PAIRED=(--cases "${BASE%.json}.cases.jsonl" "$OUT/$label.cases.jsonl")
-  "$PY" -m toolkit.compare_evals "$BASE" "$OUT/$label.json" --n "${N:-50}" --seeds "${SEEDS:-4}" "${PAIRED[@]}" \
+  # paired case by case when BASE kept its per-case results (BASE.cases.jsonl, `unipic eval --results`)
+  "$PY" -m toolkit.compare_evals "$BASE" "$OUT/$label.json" --n "${N:-50}" --seeds "${SEEDS:-4}" \
     > "$OUT/$label.compare.json"
   "$PY" - "$label" "$flags" "$OUT/$label.compare.json" <<'PYEOF'
 import json, sys

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from toolkit.compare_evals import compare, flatten, main, paired, sample_sizes
+from toolkit.compare_evals import compare, flatten, main, means, paired, pooled, sample_sizes
 
 BEFORE = {"generation": {"counting": 0.44, "colors": 0.99, "region": 0.9, "overall": 0.715}, "understanding": 0.9,
           "editing": 0.45, "editing_forms": {"recolor": 0.55, "move": 0.35}, "kept": 0.82, "repeat": 0.96,
@@ -90,3 +90,54 @@ def test_paired_refuses_different_cases():
         paired(a, b)
     with pytest.raises(ValueError, match=r"expected the same cases in both files, got 1 and 2"):
         paired(a, a + a)
+
+
+def _write(tmp_path, name, rows, summary=None):
+    (tmp_path / f"{name}.cases.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if summary is not None:
+        (tmp_path / f"{name}.json").write_text(json.dumps(summary))
+    return str(tmp_path / name)
+
+
+SET1 = ({"gen": [("counting", 0.5), ("colors", 1.0)], "und": [1, 0], "edit": [("move", 0, 0.5), ("recolor", 1, 1.0)]},
+        {"gen": [("counting", 1.0), ("colors", 1.0)], "und": [1, 1], "edit": [("move", 1, 1.0), ("recolor", 1, 1.0)]})
+SET2 = ({"gen": [("counting", 0.0)], "und": [1], "edit": [("move", 1, 1.0), ("repeat", 1, 0.0)]},
+        {"gen": [("counting", 0.25)], "und": [0], "edit": [("move", 0, 0.0), ("repeat", 1, 0.0)]})
+
+
+def test_means_give_the_summary_scores_from_the_cases():
+    m = means(_cases(SET1[0]) + _cases(SET2[0]))
+    assert math.isclose(m["generation.counting"], 0.25) and m["generation.colors"] == 1.0
+    assert math.isclose(m["generation.overall"], 0.625)      # the mean of the categories' means
+    assert math.isclose(m["understanding"], 2 / 3) and math.isclose(m["editing"], 2 / 3)
+    assert m["editing_forms.move"] == 0.5 and m["repeat"] == 1.0
+    assert math.isclose(m["kept"], 2.5 / 3)                   # real edits only, not the repeat's
+
+
+def test_the_per_case_files_beside_the_summaries_are_paired_without_asking(tmp_path, capsys):
+    a = _write(tmp_path, "a", _cases(SET1[0]), BEFORE)
+    b = _write(tmp_path, "b", _cases(SET1[1]), AFTER)
+    main([a + ".json", b + ".json"])
+    out = json.loads(capsys.readouterr().out)
+    assert "paired_se" in out["editing"] and "paired_se" in out["understanding"]
+    (tmp_path / "b.cases.jsonl").unlink()                     # one side without: the unpaired bound only
+    main([a + ".json", b + ".json"])
+    out = json.loads(capsys.readouterr().out)
+    assert "paired_se" not in out["editing"] and "se" in out["editing"]
+
+
+def test_pool_adds_case_sets_case_by_case(tmp_path, capsys):
+    sets = [(_cases(x), _cases(y)) for x, y in (SET1, SET2)]
+    rows = pooled(sets)
+    whole = paired(sets[0][0] + sets[1][0], sets[0][1] + sets[1][1])
+    assert rows["editing"]["before"] == round(2 / 3, 4) and rows["editing"]["after"] == round(2 / 3, 4)
+    assert rows["editing"]["delta"] == 0.0 and rows["editing"]["paired_se"] == round(whole["editing"]["se"], 4)
+    assert rows["generation.counting"]["delta"] == round(whole["generation.counting"]["delta"], 4) == 0.375
+    files = [_write(tmp_path, f"{n}{i}", r) + ".cases.jsonl" for i, pair in enumerate(sets) for n, r in zip("ba", pair)]
+    main(["--pool", *files])
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(rows))
+    with pytest.raises(SystemExit):
+        main(["--pool", *files[:3]])
+    assert "in pairs" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"--pool pair 2: expected the same cases in both files, got 4 and 6"):
+        pooled([sets[0], (sets[1][0], sets[0][0])])
