@@ -257,6 +257,8 @@ def main(argv=None):
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", action="store_true", help="print only the summary JSON on stdout")
     ap.add_argument("--out", help="also write {summary, results, ...} to this file")
+    ap.add_argument("--results", help="also write each case's result, one JSON line a case in case order "
+                                      "(as `npx unipic eval --results`; toolkit.compare_evals pairs them)")
     a = ap.parse_args(argv)
     if not a.model_dir and not a.weights:
         ap.error("give --model-dir (ONNX) and/or --weights (torch)")
@@ -299,6 +301,9 @@ def main(argv=None):
         with open(a.out, "w") as f:
             json.dump({"summary": summary, "backend": backend, "seeds": a.seeds, "seconds": round(dt, 1),
                        "sampling": {**cfg.sampling, **(params or {})}, "results": results}, f)
+    if a.results:
+        with open(a.results, "w") as f:
+            f.writelines(json.dumps({"case": i, **r}) + "\n" for i, r in enumerate(results))
     print(json.dumps(summary))
     if not a.json:
         print(f"[evaluate] {len(cases)} cases, backend {backend}, {dt:.1f} s", file=sys.stderr)

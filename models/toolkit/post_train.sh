@@ -93,7 +93,7 @@ evals)
     # shellcheck disable=SC2086
     "$PY" -m toolkit.evaluate --model-dir "$R/export-ema" --weights "$R/ema_fp16.pt" \
       --n-per-category 50 --seeds 4 --questions 300 --edits 300 --repeats 100 --case-seed 20261129 \
-      --json > "$R/ref_eval.json" 2> "$R/ref_eval.err"
+      --results "$R/ref_eval.cases.jsonl" --json > "$R/ref_eval.json" 2> "$R/ref_eval.err"
   fi
   say "compare with $BASE"
   {

@@ -292,10 +292,16 @@ def test_evaluate_torch_end_to_end(tmp_path, capsys):
     w = tmp_path / "w.pt"
     torch.save(TS.init_train(UniPic(MINI), 0).state_dict(), w)
     eval_main(["--weights", str(w), "--config", "tiny-test", "--cases", str(cases), "--seeds", "2", "--json",
-               "--out", str(tmp_path / "r.json")])
-    _check_summary(capsys.readouterr().out)
+               "--out", str(tmp_path / "r.json"), "--results", str(tmp_path / "r.cases.jsonl")])
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    _check_summary(json.dumps(summary))
     r = json.loads((tmp_path / "r.json").read_text())
     assert len(r["results"]) == 3
+    # the per-case lines: case order, the engine's `--results` shape, and they give back the summary
+    from toolkit.compare_evals import flatten, means, read_cases
+    lines = read_cases(str(tmp_path / "r.cases.jsonl"))
+    assert [x["case"] for x in lines] == [0, 1, 2] and [x["task"] for x in lines] == [c["task"] for c in CASES]
+    assert means(lines) == pytest.approx({k: v for k, v in flatten(summary).items()})
 
 
 def test_evaluate_onnx_end_to_end(tiny_export, tmp_path, capsys):
