@@ -92,6 +92,11 @@ def _groups(r: dict) -> list[str]:
     return ["editing", f"editing_forms.{r['form']}"]
 
 
+def _real_edit(r: dict) -> bool:
+    """An edit that changes something: the ones `kept` is measured on (not "Repeat this image.")."""
+    return r["task"] == "edit" and r.get("form") != "repeat"
+
+
 def _check(before: list[dict], after: list[dict], where: str = "--cases") -> None:
     if len(before) != len(after):
         raise ValueError(f"{where}: expected the same cases in both files, got {len(before)} and {len(after)} lines")
@@ -121,7 +126,7 @@ def paired(before: list[dict], after: list[dict]) -> dict[str, dict]:
     for a, b in zip(before, after):
         for name in _groups(a):
             groups.setdefault(name, []).append(b["score"] - a["score"])
-        if "kept" in a and "kept" in b and a["task"] == "edit" and a.get("form") != "repeat":
+        if _real_edit(a) and "kept" in a and "kept" in b:
             groups.setdefault("kept", []).append(b["kept"] - a["kept"])
     return _with_overall({name: dict(zip(("delta", "se"), _mean_se(d))) for name, d in groups.items()})
 
@@ -132,9 +137,9 @@ def means(rows: list[dict]) -> dict[str, float]:
     for r in rows:
         for name in _groups(r):
             groups.setdefault(name, []).append(r["score"])
-        if "kept" in r and r["task"] == "edit" and r.get("form") != "repeat":
+        if _real_edit(r) and "kept" in r:
             groups.setdefault("kept", []).append(r["kept"])
-    out = _with_overall({name: {"mean": sum(v) / len(v), "n": len(v)} for name, v in groups.items()})
+    out = _with_overall({name: {"mean": sum(v) / len(v)} for name, v in groups.items()})
     return {name: v["mean"] for name, v in out.items()}
 
 
