@@ -45,12 +45,19 @@ EDIT_SAMPLING=$(manifest_json edit_sampling_defaults)
 say() { echo "[post $NAME] $(date -u +%T) $*"; }
 [ -f "$R/ema.pt" ] || { echo "no $R/ema.pt: has the run saved a checkpoint?" >&2; exit 1; }
 
+# The run's export through the engine: NAME.json (the summary), NAME.cases.jsonl (each case's result)
+# and NAME.err (the progress bar) under the run folder; the rest of the arguments are the eval's flags.
+engine_eval() {
+  local name=$1
+  shift
+  (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json "$@" --results "models/$R/$name.cases.jsonl" \
+    > "models/$R/$name.json" 2> "models/$R/$name.err")
+}
+
 eval_gen() {
   say "engine, generation alone on other cases"
   # shellcheck disable=SC2086
-  (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json $GEN_ARGS \
-    --results "models/$R/shapes_eval_gen_seed20261130.cases.jsonl" \
-    > "models/$R/shapes_eval_gen_seed20261130.json" 2> "models/$R/gen_seed20261130.err")
+  engine_eval shapes_eval_gen_seed20261130 $GEN_ARGS
 }
 
 # The shipped weights' own records (BASE): the last run the shipped source line names.
@@ -96,9 +103,7 @@ evals)
   export_run
   say "engine ShapesEval"
   # shellcheck disable=SC2086
-  (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json $EVAL_ARGS \
-    --results "models/$R/shapes_eval_caseseeds.cases.jsonl" \
-    > "models/$R/shapes_eval_caseseeds.json" 2> "models/$R/shapes_eval.err")
+  engine_eval shapes_eval_caseseeds $EVAL_ARGS
   eval_gen
   if [ "$REF" != 0 ]; then
     say "reference sampler"
@@ -136,9 +141,7 @@ edits)
   for s in $EDIT_SEEDS; do
     [ -f "$BASE/edits/s$s.cases.jsonl" ] || { echo "no $BASE/edits/s$s.cases.jsonl to pair with (set BASE)" >&2; exit 1; }
     say "engine, 300 edits of case seed $s"
-    (cd .. && MODEL_DIR="models/$R/export-ema" npx unipic eval --json --n 0 --seeds 1 --questions 0 --edits 300 \
-      --repeats 0 --case-seed "$s" --results "models/$R/edits/s$s.cases.jsonl" \
-      > "models/$R/edits/s$s.json" 2> "models/$R/edits/s$s.err")
+    engine_eval "edits/s$s" --n 0 --seeds 1 --questions 0 --edits 300 --repeats 0 --case-seed "$s"
     rm -f "$R/edits/s$s.err"                                 # a progress bar, once the eval succeeded
     POOL+=("$BASE/edits/s$s.cases.jsonl" "$R/edits/s$s.cases.jsonl")
   done
