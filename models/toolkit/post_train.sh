@@ -71,6 +71,16 @@ base_records() {
   return 0
 }
 
+# The base's records a stage pairs with, checked before the first minute is spent (each stage its own:
+# `edits` once stopped here on the reference sampler's record, which only `evals` reads).
+need_base() {
+  base_records
+  local f
+  for f in "$@"; do
+    [ -f "$BASE/$f" ] || { echo "no $BASE/$f to pair with (set BASE)" >&2; exit 1; }
+  done
+}
+
 export_run() {
   # The shipped source line ends "... and N more (run cpuK: ...), EMA weights ...": this run joins the list.
   SHIPPED=$("$PY" -c 'import json; print(json.load(open("unipic-tiny/manifest.json"))["source"])')
@@ -81,11 +91,6 @@ head, last = runs.rsplit(" and ", 1)
 print(f"{head}, {last} and {sys.argv[2]}, EMA weights{tail}")
 PYEOF
 )
-  base_records
-  for f in shapes_eval_caseseeds.json shapes_eval_gen_seed20261130.json ref_eval.json; do
-    [ "$f" = ref_eval.json ] && [ "$REF" = 0 ] && continue
-    [ -f "$BASE/$f" ] || { echo "no $BASE/$f to pair with (set BASE)" >&2; exit 1; }
-  done
   say "fp16 + export"
   # fp16 copies of the EMA and raw weights: what ships (tens of MB each, half the float32 size)
   "$PY" - "$R" <<'PYEOF'
@@ -100,6 +105,8 @@ PYEOF
 
 case "$STAGE" in
 evals)
+  # shellcheck disable=SC2046
+  need_base shapes_eval_caseseeds.json shapes_eval_gen_seed20261130.json $([ "$REF" = 0 ] || echo ref_eval.json)
   export_run
   say "engine ShapesEval"
   # shellcheck disable=SC2086
@@ -127,6 +134,7 @@ evals)
   } > "$R/compare.json"
   ;;
 quick)
+  need_base shapes_eval_gen_seed20261130.json
   export_run
   eval_gen
   say "compare generation with $BASE"
@@ -134,12 +142,12 @@ quick)
     --n 30 > "$R/compare_gen.json"
   ;;
 edits)
+  # shellcheck disable=SC2046
+  need_base $(for s in $EDIT_SEEDS; do echo "edits/s$s.cases.jsonl"; done)
   [ -f "$R/export-ema/manifest.json" ] || export_run
-  base_records
   mkdir -p "$R/edits"
   POOL=()
   for s in $EDIT_SEEDS; do
-    [ -f "$BASE/edits/s$s.cases.jsonl" ] || { echo "no $BASE/edits/s$s.cases.jsonl to pair with (set BASE)" >&2; exit 1; }
     say "engine, 300 edits of case seed $s"
     engine_eval "edits/s$s" --n 0 --seeds 1 --questions 0 --edits 300 --repeats 0 --case-seed "$s"
     rm -f "$R/edits/s$s.err"                                 # a progress bar, once the eval succeeded
