@@ -1,7 +1,7 @@
 /**
  * The OpenAI-compatible routes end to end, driven by the official `openai` client against a real
- * server on the real unipic-tiny graphs. Its pictures are right four times in five and its edits
- * about half the time (MODEL_CARD.md), so image tests check formats, sizes, event order and
+ * server on the real unipic-tiny graphs. Its pictures are right about nine times in ten and its
+ * edits about three in four (MODEL_CARD.md), so image tests check formats, sizes, event order and
  * history, not what is drawn; the chat tests check
  * the answer itself, about a clean centred red circle the model answers reliably.
  */
