@@ -156,8 +156,9 @@ describe.skipIf(!HAS_CHROMIUM)(HAS_CHROMIUM ? "the shapes conversation in the we
 
   // The README's conversation with the shipped weights. Seeded, so it is the same run every time
   // (the engine gives the same bytes for the same seed): over seeds 1-40 the whole chain succeeds
-  // 39 times with the shipped weights (seed 21 fails; 38 with the shipment before:
-  // models/unipic-tiny/MODEL_CARD.md, scripts/readme-chain.ts), so unseeded it could fail now and then.
+  // for all 40 with the shipped weights (39 with the shipment before, where seed 21 failed:
+  // models/unipic-tiny/MODEL_CARD.md, scripts/readme-chain.ts); 40 seeds do not make it certain, so
+  // unseeded it could still fail now and then.
   // Each picture is checked by the ShapesWorld detector, not only by the model's own answer.
   it("red circle -> make the circle blue -> what color is the circle? (previews sharpen; the answer says blue)", { timeout: 6 * TURN_TIMEOUT }, async (ctx) => {
     if (t.app.engine === null) ctx.skip();
