@@ -17,7 +17,7 @@
 # Each run draws its own data stream: the first start writes its seed to RUN/seed (SEED, or one from
 # the clock) and later starts reuse it. Runs cpu3 to cpu24 all trained on seed 0's stream from its
 # first batch, so every run replayed the batches the weights had already seen (run cpu25's record).
-# Knobs (environment): RUN, INIT, SEED, THREADS (2), BATCHES ("36 40 12" since run cpu37, which shipped with editing +0.016 at a paired error of 0.0069 and gave text-to-image back what a third run of the lean had cost counting; "28 48 12" in cpu34 to cpu36; "32 40 16" in cpu31; "40 24 24" from cpu4 to cpu30), LR (1e-4 since run cpu28; 3e-4 before: at 3e-4 every run re-heated the losses to one level, docs/training.md), EMA (0.999),
+# Knobs (environment): RUN, INIT, SEED, THREADS (2), BATCHES ("36 40 12" since run cpu37, which shipped with editing +0.016 at a paired error of 0.0069 and gave text-to-image back what a third run of the lean had cost counting, and cpu38 the same mix again shipped with +0.022 and generation up too; "28 48 12" in cpu34 to cpu36; "32 40 16" in cpu31; "40 24 24" from cpu4 to cpu30), LR (1e-4 since run cpu28; 3e-4 before: at 3e-4 every run re-heated the losses to one level, docs/training.md), EMA (0.999),
 # EVAL_MIN (30), CKPT_MIN (5), MASK_MIN (0.5), TRAIN_ARGS (more toolkit.train flags), PYTHON (/usr/bin/python3).
 # A tenth of edit sources are canonical pictures (--edit-drawn 0.1 since cpu34; 0.2 in cpu31, 0.5 before): the rest are random
 # scenes, as the evaluation draws them. TRAIN_ARGS="--edit-drawn X" overrides it (the last flag wins).

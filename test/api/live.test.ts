@@ -2,7 +2,7 @@
  * Live turns end to end over real sockets on the real unipic-tiny graphs: turns run on the
  * engine, stream previews and tokens over graphql-ws, and store their results with lineage.
  * The committed weights meet their floors but are not right every time (models/unipic-tiny/MODEL_CARD.md:
- * understanding ~0.97, generation ~0.91, editing ~0.75), so the generate/edit tests check the
+ * understanding ~0.97, generation ~0.93, editing ~0.76), so the generate/edit tests check the
  * mechanics, and the understanding test checks the answers themselves.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
